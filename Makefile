@@ -1,0 +1,57 @@
+# Inlet: `make dev` runs the local stack, `make test` runs every test (README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TASKS_VENV := .venv-tasks
+
+.PHONY: dev test lint format lock dev-token send-event backfill clean
+
+# The project's environment: pinned, hashed dependencies from requirements.lock.
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# gcloud-tasks-emulator pins an old protobuf, so it lives in its own environment.
+$(TASKS_VENV)/.installed: devstack/tasks-emulator.lock
+	$(PYTHON) -m venv $(TASKS_VENV)
+	$(TASKS_VENV)/bin/pip install --quiet --disable-pip-version-check -r devstack/tasks-emulator.lock
+	touch $@
+
+.venv-tasks: $(TASKS_VENV)/.installed
+
+venv: $(BIN)/.installed $(TASKS_VENV)/.installed
+
+dev: venv
+	$(BIN)/python -m devstack.dev
+
+test: venv lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Prints only a development session token: make -s dev-token SUB=user_x [ORG=org_y] [ROLE=member]
+dev-token: $(BIN)/.installed
+	@$(BIN)/python -m devstack.token --sub "$(or $(SUB),user_dev)" --org "$(ORG)" --role "$(or $(ROLE),admin)"
+
+# Signs and posts one event to the demo source: make send-event [BODY='{"amount": 3}']
+send-event: $(BIN)/.installed
+	@$(BIN)/inlet-send-event $(if $(BODY),--body '$(BODY)')
+
+backfill: $(BIN)/.installed
+	$(BIN)/inlet-backfill
+
+lock:
+	$(PYTHON) -m venv /tmp/inlet-lock && /tmp/inlet-lock/bin/pip install --quiet uv
+	/tmp/inlet-lock/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) $(TASKS_VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,154 @@
+"""The whole local stack in one object, shared by `make dev` and the test suite."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack import issuer as dev_issuer
+from devstack.processes import (
+    ROOT,
+    SERVICES,
+    Process,
+    free_port,
+    reset_firestore,
+    start_firestore,
+    start_service,
+    start_tasks,
+)
+
+PROJECT = "inlet-dev"
+QUEUE = f"projects/{PROJECT}/locations/us-central1/queues/inlet-refresh"
+
+
+def new_webhook_secret() -> str:
+    """A secret in Svix's ``whsec_<base64 of 24..64 bytes>`` shape."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@dataclass
+class Ports:
+    firestore: int
+    tasks: int
+    issuer: int
+    clerk_sync: int
+    ingest: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(5)))
+
+    @classmethod
+    def dev_defaults(cls) -> Ports:
+        env = os.environ
+        return cls(
+            firestore=int(env.get("FIRESTORE_PORT", 8085)),
+            tasks=int(env.get("TASKS_PORT", 8123)),
+            issuer=int(env.get("ISSUER_PORT", 8089)),
+            clerk_sync=int(env.get("CLERK_SYNC_PORT", 8081)),
+            ingest=int(env.get("INGEST_PORT", 8082)),
+        )
+
+
+@dataclass
+class LocalStack:
+    """Emulators, the development issuer and every service, wired together by environment."""
+
+    ports: Ports
+    state_dir: Path
+    refresh_url: str
+    tasks_max_retries: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
+    issuer: dev_issuer.Issuer | None = None
+    webhook_secret: str = field(default_factory=new_webhook_secret)
+    source_kek: str = field(
+        default_factory=lambda: "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+
+    @property
+    def firestore_host(self) -> str:
+        return f"127.0.0.1:{self.ports.firestore}"
+
+    @property
+    def tasks_host(self) -> str:
+        return f"127.0.0.1:{self.ports.tasks}"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{getattr(self.ports, service.replace('-', '_'))}"
+
+    def key_path(self) -> Path:
+        return self.state_dir / "dev-signing-key.pem"
+
+    def service_env(self) -> dict[str, str]:
+        assert self.issuer is not None
+        return {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "CLERK_WEBHOOK_SECRET": self.webhook_secret,
+            "CLERK_SECRET_KEY": "sk_test_inlet_dev",
+            "CLERK_ISSUER": self.issuer.url,
+            "CLERK_JWKS_URL": self.issuer.jwks_url,
+            "CLERK_AUTHORIZED_PARTIES": dev_issuer.DEV_AUTHORIZED_PARTY,
+            "SOURCE_KEK": self.source_kek,
+            "TASKS_QUEUE": QUEUE,
+            "TASKS_EMULATOR_HOST": self.tasks_host,
+            "REFRESH_URL": self.refresh_url,
+            "TASKS_SERVICE_ACCOUNT": dev_issuer.TASKS_SERVICE_ACCOUNT,
+            "TASKS_AUDIENCE": dev_issuer.TASKS_AUDIENCE,
+            "OIDC_ISSUER": self.issuer.url,
+            "OIDC_CERTS_URL": self.issuer.jwks_url,
+            "INLET_DEV_SIGNING_KEY": str(self.key_path()),
+            "CORS_ORIGINS": dev_issuer.DEV_AUTHORIZED_PARTY,
+            **self.extra_env,
+        }
+
+    def start(self, services: tuple[str, ...] | None = None) -> LocalStack:
+        """Start everything; ``services`` defaults to every service that exists in the tree."""
+        services = available_services() if services is None else services
+        logs = self.state_dir / "logs"
+        try:
+            self.issuer = dev_issuer.Issuer(
+                dev_issuer.ensure_key(self.key_path()), self.ports.issuer
+            ).start()
+            self.processes["firestore"] = start_firestore(self.ports.firestore, logs)
+            self.processes["tasks"] = start_tasks(
+                self.ports.tasks, QUEUE, logs, self.tasks_max_retries
+            )
+            for name in services:
+                self.start_service(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_service(self, name: str) -> Process:
+        port = getattr(self.ports, name.replace("-", "_"))
+        process = start_service(name, port, self.service_env(), self.state_dir / "logs")
+        self.processes[name] = process
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+        self.processes.clear()
+        if self.issuer is not None:
+            self.issuer.stop()
+            self.issuer = None
+
+    def reset_firestore(self) -> None:
+        reset_firestore(self.firestore_host, PROJECT)
+
+
+def available_services() -> tuple[str, ...]:
+    return tuple(
+        name
+        for name, (package, _) in SERVICES.items()
+        if (ROOT / "services" / package / "main.py").exists()
+    )
+
+
+__all__ = ["PROJECT", "QUEUE", "ROOT", "LocalStack", "Ports"]

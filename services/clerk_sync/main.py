@@ -1,0 +1,67 @@
+"""clerk-sync: Clerk's webhook endpoint (functions-framework target ``clerk_sync``)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+
+from flask import Request, Response
+
+from services.clerk_sync import sync, verify
+from services.clerk_sync.events import MalformedEvent, change_from_event
+from services.common.config import Env, FirestoreSettings
+from services.common.errors import BadRequest
+from services.common.http import App, json_response, read_body, route
+
+MAX_BODY = 1024 * 1024  # Clerk's payloads are a few KiB; anything near this is not Clerk
+
+
+@dataclass(frozen=True)
+class Settings:
+    firestore: FirestoreSettings
+    webhook_secret: str
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> Settings:
+        env = env or Env()
+        return cls(FirestoreSettings.from_env(env), env.str("CLERK_WEBHOOK_SECRET"))
+
+
+settings = Settings.from_env()
+
+
+@functools.cache
+def _webhook():
+    from svix.webhooks import Webhook
+
+    return Webhook(settings.webhook_secret)
+
+
+def receive(request: Request) -> Response:
+    headers = verify.svix_headers(request)
+    body = read_body(request, MAX_BODY)
+    verify.verify(_webhook(), body, headers)
+    svix_id = headers["svix-id"]
+    envelope = None
+    try:
+        envelope = json.loads(body)
+        change = change_from_event(envelope)
+    except (ValueError, MalformedEvent) as err:
+        event_type = envelope.get("type") if isinstance(envelope, dict) else None
+        sync.record_failure(svix_id, str(event_type or "unknown"), type(err).__name__)
+        raise BadRequest("payload is not a Clerk event", code="malformed_event") from None
+    outcome = sync.deliver(svix_id, envelope["type"], change, actor=f"clerk:{envelope['type']}")
+    body = {"status": outcome.status, "reason": outcome.reason or None}
+    return json_response(200, {**body, "duplicate": outcome.duplicate})
+
+
+app = App(
+    "clerk-sync",
+    [route("POST", "/webhooks/clerk", receive)],
+    project=settings.firestore.project,
+)
+
+
+def clerk_sync(request: Request) -> Response:
+    return app(request)

@@ -1,0 +1,34 @@
+"""Per-request state shared by the HTTP layer, the Firestore layer and the request log line."""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    trace: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    # Firestore work of one request stops at this monotonic time (SPEC: answer within 15 s).
+    storage_deadline: float | None = None
+    firestore_ops: int = 0
+
+
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "inlet_request", default=None
+)
+
+
+def current() -> RequestContext | None:
+    return _current.get()
+
+
+def activate(ctx: RequestContext) -> contextvars.Token:
+    return _current.set(ctx)
+
+
+def deactivate(token: contextvars.Token) -> None:
+    _current.reset(token)

@@ -1,0 +1,59 @@
+"""The one error vocabulary: each exception knows its HTTP status and JSON error code."""
+
+from __future__ import annotations
+
+
+class InletError(Exception):
+    """Base of every error a service answers with; rendered as {"error": {"code", "message"}}."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None, headers=None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+class BadRequest(InletError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(InletError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(InletError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(InletError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(InletError):
+    status, code = 405, "method_not_allowed"
+
+
+class Conflict(InletError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(InletError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(InletError):
+    status, code = 415, "unsupported_media_type"
+
+
+class StorageUnavailable(InletError):
+    """Firestore did not answer in time; callers (Svix, partners, Cloud Tasks) should retry."""
+
+    status, code = 503, "storage_unavailable"
+
+    def __init__(self, message: str = "storage is unavailable, retry later", **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", "5")

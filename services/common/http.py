@@ -1,0 +1,193 @@
+"""The HTTP edge shared by every service: routing, JSON bodies, errors, CORS, request logs.
+
+Each service's ``main.py`` builds one :class:`App` from its routes; functions-framework calls it
+with a Flask request for every path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request, Response
+
+from services.common import context, logs, store
+from services.common.errors import (
+    BadRequest,
+    InletError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    StorageUnavailable,
+)
+
+Handler = Callable[..., Response]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    browser: bool = False  # answers CORS preflight and carries CORS headers
+
+
+def route(method: str, path: str, handler: Handler, *, browser: bool = False) -> Route:
+    """``path`` uses ``{name}`` placeholders for one path segment each."""
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
+    return Route(method, re.compile(f"^{regex}$"), handler, browser)
+
+
+def json_response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
+    payload = "" if body is None else json.dumps(body, separators=(",", ":"), default=str)
+    return Response(payload, status=status, headers=headers, mimetype="application/json")
+
+
+def error_response(err: InletError) -> Response:
+    body = {"error": {"code": err.code, "message": err.message}}
+    return json_response(err.status, body, err.headers)
+
+
+def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes without reading past the cap."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    return body
+
+
+def json_body(request: Request, limit: int = 64 * 1024) -> dict[str, Any]:
+    """A JSON object body for the management APIs; an empty body reads as ``{}``."""
+    raw = read_body(request, limit)
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadRequest("body must be a JSON object")
+    return value
+
+
+class App:
+    """Routes a request, maps errors to JSON, and writes one log line per request."""
+
+    def __init__(
+        self,
+        service: str,
+        routes: Iterable[Route],
+        *,
+        project: str = "",
+        cors_origins: Iterable[str] = (),
+    ) -> None:
+        self.service = service
+        self.project = project
+        self.routes = [route("GET", "/health", self._health), *routes]
+        self.cors_origins = frozenset(cors_origins)
+
+    def __call__(self, request: Request) -> Response:
+        ctx = context.RequestContext(
+            request_id=_request_id(request),
+            trace=request.headers.get("X-Cloud-Trace-Context", "").split("/")[0] or None,
+        )
+        ctx.storage_deadline = ctx.started + store.REQUEST_STORAGE_BUDGET_S
+        token = context.activate(ctx)
+        response: Response | None = None
+        matched: Route | None = None
+        try:
+            matched, params = self._match(request)
+            if request.method == "OPTIONS" and matched.browser:
+                response = Response(status=204)
+            else:
+                response = matched.handler(request, **params)
+        except InletError as err:
+            response = error_response(err)
+        except store.storage_errors() as err:
+            logs.warning(
+                "storage unavailable", error_type=type(err).__name__, **_ids(ctx, self.project)
+            )
+            response = error_response(StorageUnavailable())
+        except Exception as err:  # the one place a bug becomes a 500, never a stack trace
+            logs.error("unhandled error", error_type=type(err).__name__, **_ids(ctx, self.project))
+            response = error_response(InletError("internal error"))
+        finally:
+            context.deactivate(token)
+        if matched is not None and matched.browser:
+            self._cors(request, response)
+        response.headers["X-Request-Id"] = ctx.request_id
+        self._log(request, response, ctx)
+        return response
+
+    def _match(self, request: Request) -> tuple[Route, dict[str, str]]:
+        path = request.path.rstrip("/") or "/"
+        allowed = False
+        for candidate in self.routes:
+            found = candidate.pattern.match(path)
+            if not found:
+                continue
+            if candidate.method == request.method or (
+                request.method == "OPTIONS" and candidate.browser
+            ):
+                return candidate, found.groupdict()
+            allowed = True
+        if allowed:
+            raise MethodNotAllowed(f"{request.method} is not allowed on {path}")
+        raise NotFound(f"no route for {path}")
+
+    def _cors(self, request: Request, response: Response) -> None:
+        origin = request.headers.get("Origin")
+        if not origin or origin not in self.cors_origins:
+            return
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+
+    def _health(self, request: Request) -> Response:
+        return json_response(200, {"status": "ok", "service": self.service})
+
+    def _log(self, request: Request, response: Response, ctx: context.RequestContext) -> None:
+        latency = time.monotonic() - ctx.started
+        severity = "ERROR" if response.status_code >= 500 else "INFO"
+        logs.log(
+            severity,
+            f"{request.method} {request.path} {response.status_code}",
+            service=self.service,
+            httpRequest={
+                "requestMethod": request.method,
+                "requestUrl": request.path,  # never the query string
+                "status": response.status_code,
+                "latency": f"{latency:.6f}s",
+                "userAgent": request.headers.get("User-Agent", "")[:200],
+                "remoteIp": request.remote_addr,
+                "requestSize": str(request.content_length or 0),
+            },
+            firestoreOps=ctx.firestore_ops,
+            **_ids(ctx, self.project),
+        )
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def _ids(ctx: context.RequestContext, project: str) -> dict[str, str]:
+    ids = {"requestId": ctx.request_id}
+    if ctx.trace:
+        ids["logging.googleapis.com/trace"] = (
+            f"projects/{project}/traces/{ctx.trace}" if project else ctx.trace
+        )
+    return ids

@@ -1,0 +1,123 @@
+"""Data sources in Firestore: the records every service reads, deletion and the purge.
+
+Layout (SPEC section 2): ``sources/{id}`` holds the source and its sealed signing keys; each
+source's events, idempotency records and rollups live in its own subcollections, so one source's
+monotonically increasing receive times cap only that source's write rate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from services.common import store
+
+SOURCES = "sources"
+EVENTS = "events"
+IDEMPOTENCY = "idempotency"
+ROLLUPS = "rollups"
+AUDIT = "audit"
+SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS)
+AUDIT_RETENTION = dt.timedelta(days=365)
+PURGE_BATCH = 400
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def source_ref(source_id: str):
+    return store.client().collection(SOURCES).document(source_id)
+
+
+def audit_entry(action: str, actor: str, source_id: str, **details: Any) -> dict[str, Any]:
+    at = now()
+    return {
+        "action": action,
+        "actor": actor,
+        "sourceId": source_id,
+        "at": at,
+        "expireAt": at + AUDIT_RETENTION,
+        **details,
+    }
+
+
+def write_audit(action: str, actor: str, source_id: str, **details: Any) -> None:
+    db = store.client()
+    db.collection(AUDIT).document().set(
+        audit_entry(action, actor, source_id, **details), retry=store.retry()
+    )
+
+
+def mark_deleted(source_id: str, actor: str) -> bool:
+    """Stop accepting events at once; the purge removes the data later. True if newly deleted."""
+    from google.api_core import exceptions as gexc
+
+    db = store.client()
+    ref = source_ref(source_id)
+    snap = ref.get(retry=store.retry())
+    if not snap.exists or snap.get("deleted"):
+        return False
+    batch = db.batch()
+    try:
+        batch.update(
+            ref,
+            {"deleted": True, "deletedAt": now(), "keys": []},
+            option=db.write_option(last_update_time=snap.update_time),
+        )
+        batch.set(db.collection(AUDIT).document(), audit_entry("source.deleted", actor, source_id))
+        batch.commit(retry=store.retry())
+    except gexc.FailedPrecondition:
+        return mark_deleted(source_id, actor)  # changed under us (a rotation): look again
+    return True
+
+
+def delete_owned(owner: str, actor: str) -> list[str]:
+    """Delete every live source of an owner (a deleted Clerk user or organization)."""
+
+    query = (
+        store.client().collection(SOURCES).where("owner", "==", owner).where("deleted", "==", False)
+    )
+    deleted = []
+    for snap in query.stream(retry=store.retry()):
+        if mark_deleted(snap.id, actor):
+            deleted.append(snap.id)
+    return deleted
+
+
+def purge(source_id: str, max_docs: int = 5000) -> bool:
+    """Delete a deleted source's events, idempotency records and rollups in batches.
+
+    Safe to run again after any failure; True once nothing is left.
+    """
+    db = store.client()
+    ref = source_ref(source_id)
+    removed = 0
+    for name in SUBCOLLECTIONS:
+        while removed < max_docs:
+            docs = list(ref.collection(name).limit(PURGE_BATCH).select([]).stream())
+            if not docs:
+                break
+            batch = db.batch()
+            for doc in docs:
+                batch.delete(doc.reference)
+            batch.commit(retry=store.retry())
+            removed += len(docs)
+        if removed >= max_docs:
+            return False
+    ref.update({"purgedAt": now()}, retry=store.retry())
+    return True
+
+
+def pending_purges(limit: int = 20) -> list[str]:
+    """Deleted sources whose data has not been purged yet."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        store.client()
+        .collection(SOURCES)
+        .where(filter=FieldFilter("deleted", "==", True))
+        .where(filter=FieldFilter("purgedAt", "==", None))
+        .limit(limit)
+    )
+    return [snap.id for snap in query.stream(retry=store.retry())]
