@@ -45,8 +45,11 @@ dev-token: $(BIN)/.installed
 send-event: $(BIN)/.installed
 	@$(BIN)/inlet-send-event $(if $(BODY),--body '$(BODY)')
 
+# Copies existing Clerk objects into Firestore. Needs CLERK_SECRET_KEY; reads .inlet/dev.env
+# when present, so against `make dev` only the key is yours to set: make backfill ARGS=--restart
 backfill: $(BIN)/.installed
-	$(BIN)/inlet-backfill
+	@set -a; if [ -f .inlet/dev.env ]; then . ./.inlet/dev.env; fi; set +a; \
+		$(BIN)/inlet-backfill $(ARGS)
 
 lock:
 	$(PYTHON) -m venv /tmp/inlet-lock && /tmp/inlet-lock/bin/pip install --quiet uv

@@ -13,6 +13,7 @@ from devstack.processes import (
     ROOT,
     SERVICES,
     Process,
+    StackError,
     free_port,
     reset_firestore,
     start_firestore,
@@ -61,6 +62,9 @@ class LocalStack:
     state_dir: Path
     refresh_url: str
     tasks_max_retries: int | None = None
+    # Free ports can be taken between picking and binding (the Firestore emulator also opens a
+    # random WebSocket port): with this set, a component that finds its port taken gets another.
+    retry_ports: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
     issuer: dev_issuer.Issuer | None = None
@@ -114,7 +118,9 @@ class LocalStack:
             self.issuer = dev_issuer.Issuer(
                 dev_issuer.ensure_key(self.key_path()), self.ports.issuer
             ).start()
-            self.processes["firestore"] = start_firestore(self.ports.firestore, logs)
+            self.processes["firestore"] = self._with_port_retry(
+                "firestore", lambda: start_firestore(self.ports.firestore, logs)
+            )
             self.processes["tasks"] = start_tasks(
                 self.ports.tasks, QUEUE, logs, self.tasks_max_retries
             )
@@ -124,6 +130,16 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def _with_port_retry(self, component: str, start):
+        for attempt in range(3):
+            try:
+                return start()
+            except StackError as err:
+                if not self.retry_ports or attempt == 2 or "already in use" not in str(err):
+                    raise
+                setattr(self.ports, component, free_port())
+        raise AssertionError("unreachable")
 
     def start_service(self, name: str) -> Process:
         port = getattr(self.ports, name.replace("-", "_"))

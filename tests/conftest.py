@@ -31,6 +31,7 @@ def stack(tmp_path_factory, task_receiver) -> Iterator[LocalStack]:
         state_dir=tmp_path_factory.mktemp("inlet"),
         refresh_url=f"{task_receiver.url}/tasks/refresh",
         tasks_max_retries=50,
+        retry_ports=True,
     )
     local.start()
     os.environ["FIRESTORE_EMULATOR_HOST"] = local.firestore_host
@@ -54,3 +55,24 @@ def clean(stack, task_receiver):
     stack.reset_firestore()
     task_receiver.clear()
     return stack
+
+
+@pytest.fixture
+def ingest_url(clean) -> str:
+    return clean.url("ingest")
+
+
+@pytest.fixture
+def tenant(clean, ingest_url):
+    """A user tenant's view of the sources API."""
+    from tests.partner import SourceAPI
+
+    return SourceAPI(ingest_url, clean.issuer.session_token("user_alice"))
+
+
+@pytest.fixture
+def source(tenant) -> dict:
+    """A fresh source of ``tenant``, with its secret."""
+    created = tenant.create("Orders")
+    assert created.status_code == 201, created.text
+    return created.json()

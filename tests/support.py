@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -13,6 +15,7 @@ class ReceivedTask:
     path: str
     headers: dict[str, str]
     body: dict
+    arrived: float = field(default_factory=time.time)
 
 
 class TaskReceiver:
@@ -56,3 +59,142 @@ class TaskReceiver:
     def received(self) -> list[ReceivedTask]:
         with self._lock:
             return list(self.tasks)
+
+
+@dataclass(frozen=True)
+class ClerkRequest:
+    path: str
+    limit: int | None
+    offset: int | None
+    status: int
+
+
+class FakeClerkAPI:
+    """Clerk's Backend API list endpoints, as documented (https://clerk.com/docs/reference/backend-api).
+
+    ``GET /v1/users`` answers a bare array and ``/v1/users/count`` ``{object, total_count}``;
+    ``/v1/organizations`` and ``/v1/organization_memberships`` answer ``{data, total_count}``.
+    ``limit`` (1-500, default 10) and ``offset`` page; a wrong bearer key is a 401 and a bad
+    parameter a 422, both in Clerk's ``{"errors": [...]}`` shape. A test can ask for one 429 with
+    ``Retry-After`` at a page, or make a page fail with 500 until ``recover()``.
+    """
+
+    def __init__(self, secret_key: str, users=(), organizations=(), memberships=()) -> None:
+        self.secret_key = secret_key
+        self.lists: dict[str, list[dict]] = {
+            "/v1/users": list(users),
+            "/v1/organizations": list(organizations),
+            "/v1/organization_memberships": list(memberships),
+        }
+        self.requests: list[ClerkRequest] = []
+        self._throttled: dict[tuple[str, int], int] = {}  # (path, offset) -> Retry-After
+        self._failing: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, body, headers = api._answer(self.path, self.headers.get("Authorization"))
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def start(self) -> FakeClerkAPI:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def throttle_once(self, path: str, offset: int, retry_after: int = 1) -> None:
+        """The next request for this page answers 429 with ``Retry-After``."""
+        with self._lock:
+            self._throttled[(path, offset)] = retry_after
+
+    def fail(self, path: str, offset: int) -> None:
+        """Every request for this page answers 500 until ``recover()``."""
+        with self._lock:
+            self._failing.add((path, offset))
+
+    def recover(self) -> None:
+        with self._lock:
+            self._failing.clear()
+
+    def seen(self) -> list[ClerkRequest]:
+        with self._lock:
+            return list(self.requests)
+
+    def offsets(self, path: str, status: int = 200) -> list[int | None]:
+        """The offsets of the pages of ``path`` answered with ``status``, in order."""
+        return [r.offset for r in self.seen() if r.path == path and r.status == status]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def _answer(self, target: str, authorization: str | None) -> tuple[int, object, dict]:
+        url = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        status, body, headers = self._route(url.path, query, authorization)
+        with self._lock:
+            self.requests.append(
+                ClerkRequest(url.path, _int(query.get("limit")), _int(query.get("offset")), status)
+            )
+        return status, body, headers
+
+    def _route(self, path: str, query: dict, authorization: str | None):
+        if authorization != f"Bearer {self.secret_key}":
+            return 401, _clerk_error("authentication_invalid", "Invalid authentication"), {}
+        if path == "/v1/users/count":
+            return 200, {"object": "total_count", "total_count": len(self.lists["/v1/users"])}, {}
+        if path not in self.lists:
+            return 404, _clerk_error("resource_not_found", "Resource not found"), {}
+        limit, offset = _int(query.get("limit", "10")), _int(query.get("offset", "0"))
+        if limit is None or not 1 <= limit <= 500 or offset is None or offset < 0:
+            return 422, _clerk_error("form_param_value_invalid", "limit or offset invalid"), {}
+        with self._lock:
+            retry_after = self._throttled.pop((path, offset), None)
+            failing = (path, offset) in self._failing
+        if retry_after is not None:
+            error = _clerk_error("too_many_requests", "Too many requests")
+            return 429, error, {"Retry-After": str(retry_after)}
+        if failing:
+            return 500, _clerk_error("internal_clerk_error", "Something went wrong"), {}
+        items = self.lists[path][offset : offset + limit]
+        if path == "/v1/users":
+            return 200, items, {}
+        return 200, {"data": items, "total_count": len(self.lists[path])}, {}
+
+
+def _clerk_error(code: str, message: str) -> dict:
+    return {"errors": [{"code": code, "message": message, "long_message": message}]}
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def request_log(stack, service: str, request_id: str) -> dict:
+    """The one structured log line a service wrote for a request."""
+    lines = stack.processes[service].log_path.read_text().splitlines()
+    for line in reversed(lines):
+        if request_id in line and line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("requestId") == request_id and "httpRequest" in entry:
+                return entry
+    raise AssertionError(f"no log line for request {request_id}")

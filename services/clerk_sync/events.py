@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from services.common.store import is_document_id
+
 USERS = "users"
 ORGANIZATIONS = "organizations"
 MEMBERSHIPS = "memberships"
@@ -85,7 +87,7 @@ def change_from_object(
 ) -> Change:
     """A change from a Clerk object (webhook ``data`` or a Backend API list item)."""
     doc_id = data.get("id")
-    if not isinstance(doc_id, str) or not doc_id or "/" in doc_id:
+    if not is_document_id(doc_id):
         raise MalformedEvent("object has no valid id")
     if action == "delete":
         return Change(collection, doc_id, "delete", None, None)

@@ -6,6 +6,9 @@ Two mechanisms keep the SPEC's promises (section 1):
   see it processed (200) or still in progress (409, Svix retries);
 - each change is applied in a transaction that reads the stored version and writes the document
   and the delivery's outcome together, so concurrent events of one object cannot interleave.
+
+Backfill (``apply_change``) runs the same transaction without a delivery record, so objects read
+from Clerk's Backend API obey exactly the version rules webhooks do.
 """
 
 from __future__ import annotations
@@ -116,7 +119,13 @@ def _claim(ref, event_type: str) -> Outcome | None:
     return None
 
 
+def apply_change(change: Change) -> Outcome:
+    """Apply one change outside any delivery (backfill): same version rules, nothing recorded."""
+    return _apply(store.client(), None, change)
+
+
 def _apply(db, delivery_ref, change: Change) -> Outcome:
+    """Apply a change in one transaction; with a delivery, record its outcome in the same one."""
     from google.cloud import firestore
 
     target = db.collection(change.collection).document(change.doc_id)
@@ -139,10 +148,11 @@ def _apply(db, delivery_ref, change: Change) -> Outcome:
         if decision.apply:
             _write(transaction, target, tombstone, change)
         outcome = Outcome("processed") if decision.apply else Outcome("ignored", decision.reason)
-        transaction.update(
-            delivery_ref,
-            {"status": outcome.status, "error": outcome.reason or None, "finishedAt": now()},
-        )
+        if delivery_ref is not None:
+            transaction.update(
+                delivery_ref,
+                {"status": outcome.status, "error": outcome.reason or None, "finishedAt": now()},
+            )
         return outcome
 
     return apply_in_transaction(db.transaction(max_attempts=5))

@@ -11,6 +11,7 @@ import binascii
 from flask import Request
 
 from services.common.errors import BadRequest, Unauthorized
+from services.common.store import is_document_id
 
 HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
 
@@ -21,6 +22,8 @@ def svix_headers(request: Request) -> dict[str, str]:
     missing = [name for name, value in found.items() if not value]
     if missing:
         raise BadRequest(f"missing header(s): {', '.join(missing)}", code="missing_headers")
+    if not is_document_id(found["svix-id"]):
+        raise BadRequest("malformed svix-id", code="malformed_headers")
     return found
 
 

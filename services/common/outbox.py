@@ -81,8 +81,11 @@ def _enqueue(settings, marker, source_id, reason, name, run_at) -> bool:
     return True
 
 
-def sweep(settings: TaskSettings, limit: int = 500) -> dict[str, int]:
-    """Re-enqueue refreshes whose marker is old: never enqueued, or enqueued and never served."""
+def sweep(settings: TaskSettings, limit: int = 500) -> tuple[dict[str, int], set[str]]:
+    """Re-enqueue refreshes whose marker is old: never enqueued, or enqueued and never served.
+
+    Returns the counts and the ids of the sources that had old markers.
+    """
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     db = store.client()
@@ -94,8 +97,10 @@ def sweep(settings: TaskSettings, limit: int = 500) -> dict[str, int]:
         .limit(limit)
     )
     counts = {"reenqueued": 0, "dropped": 0, "failed": 0}
+    sources: set[str] = set()
     for snap in stale.stream(retry=store.retry()):
         marker = snap.to_dict()
+        sources.add(marker["sourceId"])
         if marker["createdAt"] < now - GIVE_UP_AFTER:
             snap.reference.delete()
             counts["dropped"] += 1
@@ -108,7 +113,7 @@ def sweep(settings: TaskSettings, limit: int = 500) -> dict[str, int]:
         name = task_id(marker["sourceId"], marker["reason"], marker["bucket"], f"-s{minute}")
         ok = _enqueue(settings, snap.reference, marker["sourceId"], marker["reason"], name, now)
         counts["reenqueued" if ok else "failed"] += 1
-    return counts
+    return counts, sources
 
 
 def complete(source_id: str, served_at: dt.datetime) -> int:

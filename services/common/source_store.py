@@ -8,6 +8,8 @@ monotonically increasing receive times cap only that source's write rate.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import secrets
 from typing import Any
 
 from services.common import store
@@ -20,6 +22,16 @@ AUDIT = "audit"
 SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
+_SOURCE_ID = re.compile(r"^src_[0-9a-f]{20}$")
+
+
+def new_source_id() -> str:
+    return "src_" + secrets.token_hex(10)
+
+
+def is_source_id(value: str) -> bool:
+    """Ids are ours to mint: anything else is unknown without asking Firestore."""
+    return bool(_SOURCE_ID.match(value))
 
 
 def now() -> dt.datetime:
@@ -107,6 +119,34 @@ def purge(source_id: str, max_docs: int = 5000) -> bool:
             return False
     ref.update({"purgedAt": now()}, retry=store.retry())
     return True
+
+
+def trim(source_id: str, retention: int, max_docs: int = 5000) -> int:
+    """Delete events beyond the ``retention`` newest, off the request path; returns how many."""
+    from google.cloud import firestore
+
+    events = source_ref(source_id).collection(EVENTS)
+    (count,) = events.count().get(retry=store.retry())[0]
+    if count.value <= retention:
+        return 0
+    newest_first = events.order_by("receivedAt", direction=firestore.Query.DESCENDING).order_by(
+        "__name__", direction=firestore.Query.DESCENDING
+    )
+    boundary = list(newest_first.offset(retention).limit(1).select(["receivedAt"]).stream())
+    if not boundary:
+        return 0
+    db = store.client()
+    removed = 0
+    while removed < max_docs:
+        docs = list(newest_first.start_at(boundary[0]).limit(PURGE_BATCH).select([]).stream())
+        if not docs:
+            break
+        batch = db.batch()
+        for doc in docs:
+            batch.delete(doc.reference)
+        batch.commit(retry=store.retry())
+        removed += len(docs)
+    return removed
 
 
 def pending_purges(limit: int = 20) -> list[str]:

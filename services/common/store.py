@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import re
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ from services.common.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+_RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
 
 RPC_DEADLINE_S = 5.0
 REQUEST_STORAGE_BUDGET_S = 10.0
@@ -118,7 +121,6 @@ def retry():
 def storage_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "Firestore is unavailable right now" (answered 503)."""
     from google.api_core import exceptions as gexc
-    from google.api_core import retry as api_retry
 
     return (
         gexc.ServiceUnavailable,
@@ -129,6 +131,20 @@ def storage_errors() -> tuple[type[BaseException], ...]:
         gexc.GatewayTimeout,
         gexc.Cancelled,
         gexc.Unknown,
-        api_retry.RetryError,
+        gexc.RetryError,
         grpc.RpcError,
+    )
+
+
+def is_document_id(value: object) -> bool:
+    """Whether Firestore accepts this as a document id (else a write fails as a 500).
+
+    https://firebase.google.com/docs/firestore/quotas#collections_documents_and_fields
+    """
+    return (
+        isinstance(value, str)
+        and 0 < len(value.encode("utf-8", "surrogatepass")) <= 1500
+        and "/" not in value
+        and value not in (".", "..")
+        and not _RESERVED_ID.fullmatch(value)
     )

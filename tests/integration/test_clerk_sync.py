@@ -49,6 +49,15 @@ def test_missing_headers_is_400_and_writes_nothing(base, db):
     assert deliveries(db) == {}
 
 
+@pytest.mark.parametrize("svix_id", ["msg/../x", "__msg__", ".."])
+def test_svix_id_that_cannot_be_a_document_id_is_400(base, secret, db, svix_id):
+    body = json.dumps(clerk.event("user.created", clerk.user("user_1", 10)))
+    headers = clerk.signed_headers(secret, body, svix_id)
+    answer = requests.post(f"{base}/webhooks/clerk", data=body, headers=headers, timeout=10)
+    assert answer.status_code == 400
+    assert deliveries(db) == {}
+
+
 def test_bad_signature_is_401_and_writes_nothing(base, db):
     body = json.dumps(clerk.event("user.created", clerk.user("user_1", 10)))
     headers = clerk.signed_headers("whsec_" + "QUJD" * 8, body)

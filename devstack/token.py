@@ -1,0 +1,25 @@
+"""`make -s dev-token SUB=user_x [ORG=org_y] [ROLE=member]`: print one development token."""
+
+from __future__ import annotations
+
+import argparse
+
+from devstack import issuer as dev_issuer
+from devstack.dev_env import read_dev_env
+from devstack.processes import ROOT
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sub", required=True)
+    parser.add_argument("--org", default="")
+    parser.add_argument("--role", choices=("admin", "member"), default="admin")
+    args = parser.parse_args()
+    env = read_dev_env()
+    issuer = env.get("CLERK_ISSUER", f"http://127.0.0.1:{8089}")
+    key = dev_issuer.ensure_key(ROOT / ".inlet" / "dev-signing-key.pem")
+    print(dev_issuer.session_token(key, issuer, args.sub, args.org or None, args.role))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,433 @@
+"""Backfill: copy the users, organizations and memberships Clerk already has into Firestore.
+
+Webhooks never deliver objects that existed before the endpoint did (SPEC section 1), so this
+console script (``inlet-backfill``, ``make backfill``) pages through Clerk's Backend API
+(https://clerk.com/docs/reference/backend-api) and applies every object through the same version
+rules as webhooks (``sync.apply_change``): a newer stored version or a tombstone is never
+overwritten, so it is safe to run while webhooks arrive, and safe to run twice.
+
+Progress (collection and next offset) is stored in ``backfill/clerk`` after every page, so a
+re-run after a crash continues where the last one stopped; ``--restart`` starts over, and a
+finished run records ``status: completed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import email.utils
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from tqdm import tqdm
+
+from services.clerk_sync import sync
+from services.clerk_sync.events import (
+    MEMBERSHIPS,
+    ORGANIZATIONS,
+    USERS,
+    MalformedEvent,
+    change_from_object,
+)
+from services.common import store
+from services.common.config import ConfigError, Env, FirestoreSettings
+
+DEFAULT_API_URL = "https://api.clerk.com"
+MAX_LIMIT = 500  # Clerk's largest page
+DEFAULT_WORKERS = 8  # objects of one page applied in parallel; each is its own transaction
+STATE_COLLECTION = "backfill"
+STATE_DOCUMENT = "clerk"
+HTTP_TIMEOUT_S = (5.0, 30.0)  # connect, read
+# Oldest first: objects created while a backfill runs (or between a crash and its resume) land
+# after the stored offset instead of shifting the pages not yet read.
+ORDER_BY = "+created_at"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One Backend API list endpoint and the collection its objects go to."""
+
+    collection: str
+    path: str
+    count_path: str | None = None  # where the total is, when list pages do not carry it
+
+
+# The order of the pass (SPEC section 1): users, then organizations, then memberships.
+LISTINGS = (
+    Listing(USERS, "/v1/users", count_path="/v1/users/count"),
+    Listing(ORGANIZATIONS, "/v1/organizations"),
+    Listing(MEMBERSHIPS, "/v1/organization_memberships"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the backfill reads from the environment, once (SPEC section 6)."""
+
+    firestore: FirestoreSettings
+    api_url: str
+    secret_key: str = field(repr=False)  # never printed
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> Settings:
+        env = env or Env()
+        return cls(
+            firestore=FirestoreSettings.from_env(env),
+            api_url=env.str("CLERK_API_URL", DEFAULT_API_URL).rstrip("/"),
+            secret_key=env.str("CLERK_SECRET_KEY"),
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Tries per request: a 429 waits ``Retry-After``; 5xx and network errors back off."""
+
+    attempts: int = 6
+    backoff_s: float = 1.0  # the first wait; doubles each time
+    max_backoff_s: float = 30.0
+    max_retry_after_s: float = 300.0  # a longer Retry-After is taken as this
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+
+
+class BackfillError(RuntimeError):
+    """The backfill stopped; progress up to the last complete page is stored."""
+
+
+class ClerkAPIError(BackfillError):
+    """Clerk's Backend API refused a request or kept failing after every retry."""
+
+    def __init__(self, path: str, status: int | None, detail: str) -> None:
+        answer = f"HTTP {status}" if status is not None else "no answer"
+        super().__init__(f"GET {path}: {answer} ({detail})")
+        self.path = path
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    total: int | None  # Clerk's total_count, when the response carries it
+
+
+def parse_page(path: str, body: Any) -> Page:
+    """Clerk lists come in two shapes: ``/v1/users`` is a bare array, the others
+    ``{"data": [...], "total_count": N}``."""
+    if isinstance(body, list):
+        return Page(body, None)
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        total = body.get("total_count")
+        return Page(body["data"], total if isinstance(total, int) else None)
+    raise ClerkAPIError(path, 200, "not a Clerk list")
+
+
+class ClerkAPI:
+    """The Backend API's list endpoints over one HTTP session, with bounded retries."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._base = settings.api_url
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        self._session.headers.update(
+            {
+                "Authorization": f"Bearer {settings.secret_key}",
+                "Accept": "application/json",
+                "User-Agent": "inlet-backfill",
+            }
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def page(self, path: str, *, limit: int, offset: int) -> Page:
+        params = {"limit": limit, "offset": offset, "order_by": ORDER_BY}
+        return parse_page(path, self._get(path, params))
+
+    def count(self, path: str) -> int | None:
+        total = self._get(path, {})
+        total = total.get("total_count") if isinstance(total, dict) else None
+        return total if isinstance(total, int) else None
+
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= self._retry.attempts
+            try:
+                response = self._session.get(
+                    self._base + path, params=params, timeout=HTTP_TIMEOUT_S
+                )
+            except (requests.ConnectionError, requests.Timeout) as err:
+                if last:
+                    raise ClerkAPIError(path, None, type(err).__name__) from None
+                self._sleep(self._retry.backoff(attempt))
+                continue
+            status = response.status_code
+            if status == 429 or status >= 500:
+                if last:
+                    raise ClerkAPIError(path, status, _detail(response))
+                wait = _retry_after(response) if status in (429, 503) else None
+                if wait is None:
+                    wait = self._retry.backoff(attempt)
+                self._sleep(min(wait, self._retry.max_retry_after_s))
+                continue
+            if status == 401:
+                raise ClerkAPIError(path, status, "Clerk refused CLERK_SECRET_KEY")
+            if status != 200:
+                raise ClerkAPIError(path, status, _detail(response))
+            try:
+                return response.json()
+            except ValueError:
+                raise ClerkAPIError(path, status, "response is not JSON") from None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """``Retry-After`` in seconds: delta-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _detail(response: requests.Response) -> str:
+    """Clerk's own error code and message (``{"errors": [{code, message}]}``), else the reason."""
+    try:
+        first = response.json()["errors"][0]
+        return f"{first.get('code')}: {first.get('message')}"
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return response.reason or "error"
+
+
+@dataclass
+class Report:
+    """What a run did: per collection, how many objects ended in each outcome."""
+
+    counts: dict[str, Counter[str]]
+    resumed_from: tuple[str, int] | None = None
+    already_completed: bool = False
+
+    def summary(self) -> str:
+        if self.already_completed:
+            return "backfill already completed; run with --restart to run it again"
+        lines = []
+        if self.resumed_from:
+            lines.append("resumed at {} offset {}".format(*self.resumed_from))
+        for listing in LISTINGS:
+            tally = self.counts.get(listing.collection, Counter())
+            parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(tally.items()))
+            lines.append(f"{listing.collection}: {parts or 'none'}")
+        return "\n".join(lines)
+
+
+def run(
+    settings: Settings,
+    *,
+    limit: int = MAX_LIMIT,
+    restart: bool = False,
+    workers: int = DEFAULT_WORKERS,
+    retry: RetryPolicy | None = None,
+    progress: bool = True,
+) -> Report:
+    """Run the backfill, or resume the one stored; raises BackfillError with progress kept."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    state = _State.load(restart)
+    if state.completed:
+        return Report(state.counts, already_completed=True)
+    resumed_from = (state.collection, state.offset) if state.resumed else None
+    start = next(i for i, listing in enumerate(LISTINGS) if listing.collection == state.collection)
+    api = ClerkAPI(settings, retry)
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for listing in LISTINGS[start:]:
+                offset = state.offset if listing.collection == state.collection else 0
+                _copy(api, pool, state, listing, offset, limit, progress)
+    finally:
+        api.close()
+    state.complete()
+    return Report(state.counts, resumed_from=resumed_from)
+
+
+def _copy(
+    api: ClerkAPI,
+    pool: ThreadPoolExecutor,
+    state: _State,
+    listing: Listing,
+    offset: int,
+    limit: int,
+    progress: bool,
+) -> None:
+    """Copy one listing from ``offset`` on, storing the position after every page."""
+    total = api.count(listing.count_path) if listing.count_path else None
+    with tqdm(
+        total=total,
+        initial=offset,
+        desc=listing.collection,
+        unit=" objects",
+        disable=not progress,
+        file=sys.stderr,
+    ) as bar:
+        while True:
+            page = api.page(listing.path, limit=limit, offset=offset)
+            if page.total is not None and bar.total != page.total:
+                bar.total = page.total
+                bar.refresh()
+            tally = state.counts.setdefault(listing.collection, Counter())
+            tally.update(pool.map(lambda item: _apply(listing.collection, item), page.items))
+            offset += len(page.items)
+            # A short page is the last; so is reaching Clerk's total (saves one empty request).
+            done = len(page.items) < limit or (page.total is not None and offset >= page.total)
+            state.advance(_next(listing) if done else listing.collection, 0 if done else offset)
+            bar.update(len(page.items))
+            if done:
+                return
+
+
+def _next(listing: Listing) -> str | None:
+    index = LISTINGS.index(listing) + 1
+    return LISTINGS[index].collection if index < len(LISTINGS) else None
+
+
+def _apply(collection: str, item: Any) -> str:
+    """Apply one Backend API object as webhooks would; the outcome's name for the report."""
+    try:
+        if not isinstance(item, dict):
+            raise MalformedEvent("object is not a JSON object")
+        # Envelope timestamp 0: between equal ``updated_at`` a webhook's copy wins.
+        change = change_from_object(collection, "upsert", item, event_ts=0)
+    except MalformedEvent as err:
+        object_id = item.get("id") if isinstance(item, dict) else None
+        tqdm.write(f"skipped a malformed {collection} object {object_id!r}: {err}", file=sys.stderr)
+        return "malformed"
+    outcome = sync.apply_change(change)
+    return "applied" if outcome.status == "processed" else outcome.reason
+
+
+class _State:
+    """The stored position of the backfill: ``backfill/clerk``."""
+
+    def __init__(self, ref, record: dict[str, Any], resumed: bool) -> None:
+        self._ref = ref
+        self.collection: str = record["collection"]
+        self.offset: int = record["offset"]
+        self.completed = record["status"] == "completed"
+        self.counts = {name: Counter(n) for name, n in (record.get("counts") or {}).items()}
+        self.resumed = resumed
+
+    @classmethod
+    def load(cls, restart: bool) -> _State:
+        ref = store.client().collection(STATE_COLLECTION).document(STATE_DOCUMENT)
+        snap = None if restart else ref.get(retry=store.retry())
+        if snap is not None and snap.exists:
+            record = snap.to_dict()
+            if record.get("status") == "completed":
+                return cls(ref, record, resumed=False)
+            known = {listing.collection for listing in LISTINGS}
+            if (
+                record.get("status") != "running"
+                or record.get("collection") not in known
+                or not isinstance(record.get("offset"), int)
+            ):
+                raise BackfillError(f"{ref.path} is not a backfill position; run with --restart")
+            return cls(ref, record, resumed=True)
+        at = sync.now()
+        record = {
+            "status": "running",
+            "collection": LISTINGS[0].collection,
+            "offset": 0,
+            "counts": {},
+            "startedAt": at,
+            "updatedAt": at,
+            "completedAt": None,
+        }
+        ref.set(record, retry=store.retry())
+        return cls(ref, record, resumed=False)
+
+    def advance(self, collection: str | None, offset: int) -> None:
+        """Record that everything before (collection, offset) is applied."""
+        if collection is None:
+            return  # the last listing is done; complete() records it
+        self.collection, self.offset = collection, offset
+        self._save({"collection": collection, "offset": offset})
+
+    def complete(self) -> None:
+        self.completed = True
+        self._save({"status": "completed", "collection": None, "completedAt": sync.now()})
+
+    def _save(self, fields: dict[str, Any]) -> None:
+        counts = {name: dict(tally) for name, tally in self.counts.items()}
+        self._ref.set(
+            {**fields, "counts": counts, "updatedAt": sync.now()}, merge=True, retry=store.retry()
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="inlet-backfill",
+        description="Copy Clerk's existing users, organizations and memberships into Firestore.",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=MAX_LIMIT, help=f"objects per page, 1-{MAX_LIMIT}"
+    )
+    parser.add_argument(
+        "--restart", action="store_true", help="ignore stored progress and start over"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help="objects applied in parallel"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    if not 1 <= args.limit <= MAX_LIMIT:
+        parser.error(f"--limit must be between 1 and {MAX_LIMIT}")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        print(f"inlet-backfill: {err}", file=sys.stderr)
+        return 2
+    try:
+        report = run(
+            settings,
+            limit=args.limit,
+            restart=args.restart,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+    except BackfillError as err:
+        print(f"inlet-backfill: stopped: {err}; run again to resume", file=sys.stderr)
+        return 1
+    except store.storage_errors() as err:
+        print(
+            f"inlet-backfill: Firestore unavailable ({type(err).__name__}); run again to resume",
+            file=sys.stderr,
+        )
+        return 1
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

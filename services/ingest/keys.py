@@ -1,0 +1,101 @@
+"""Per-instance cache of each source's verification keys (SPEC section 2).
+
+Entries live 30 s, so a deletion or the end of a grace period takes effect within 30 s. A
+signature mismatch against an entry older than 1 s reloads it (at most once a second per
+source), so a freshly rotated secret verifies at once. Unknown and deleted sources are cached
+too: refused traffic against a cached source costs no Firestore call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from services.common import source_store, store
+from services.common.crypto import Keyring, Sealed
+
+TTL_S = 30.0
+RELOAD_AFTER_S = 1.0
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    key_id: str
+    secret: str
+    expires_at: float | None  # unix seconds; None for the current key
+
+    def active(self, now: float) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass
+class Entry:
+    loaded_at: float  # monotonic
+    found: bool
+    keys: tuple[VerificationKey, ...] = ()
+    reloaded_at: float = field(default=0.0)
+
+    def active_keys(self) -> list[tuple[str, str]]:
+        now = time.time()
+        return [(k.key_id, k.secret) for k in self.keys if k.active(now)]
+
+
+_UNKNOWN = Entry(loaded_at=float("inf"), found=False)
+
+
+class KeyCache:
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+        self._entries: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+
+    def get(self, source_id: str) -> Entry:
+        if not source_store.is_source_id(source_id):
+            return _UNKNOWN
+        entry = self._entries.get(source_id)
+        if entry is None or time.monotonic() - entry.loaded_at > TTL_S:
+            entry = self._load(source_id, entry)
+        return entry
+
+    def reload_after_mismatch(self, source_id: str, entry: Entry) -> Entry | None:
+        """A fresh entry when a reload is allowed now, else None."""
+        now = time.monotonic()
+        with self._lock:
+            if now - entry.loaded_at <= RELOAD_AFTER_S or now - entry.reloaded_at <= RELOAD_AFTER_S:
+                return None
+            entry.reloaded_at = now
+        return self._load(source_id, entry)
+
+    def forget(self, source_id: str) -> None:
+        self._entries.pop(source_id, None)
+
+    def _load(self, source_id: str, previous: Entry | None) -> Entry:
+        snap = source_store.source_ref(source_id).get(retry=store.retry())
+        record = snap.to_dict() if snap.exists else None
+        if record is None or record.get("deleted"):
+            entry = Entry(time.monotonic(), found=False)
+        else:
+            entry = Entry(time.monotonic(), True, self._open(source_id, record, previous))
+        if previous is not None:
+            entry.reloaded_at = previous.reloaded_at
+        self._entries[source_id] = entry
+        return entry
+
+    def _open(self, source_id: str, record: dict, previous: Entry | None) -> tuple:
+        """Decrypt the source's keys, reusing secrets this instance already holds."""
+        known = {k.key_id: k.secret for k in previous.keys} if previous else {}
+        keys, opened = [], []
+        for item in record.get("keys", []):
+            expires = item.get("expiresAt")
+            secret = known.get(item["id"])
+            if secret is None:
+                sealed = Sealed.from_record(item["sealed"])
+                secret = self._keyring.open(sealed, source_id.encode()).decode()
+                opened.append(item["id"])
+            keys.append(
+                VerificationKey(item["id"], secret, expires.timestamp() if expires else None)
+            )
+        if opened:
+            source_store.write_audit("secret.decrypted", "ingest", source_id, keyIds=opened)
+        return tuple(keys)

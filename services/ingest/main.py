@@ -1,0 +1,116 @@
+"""ingest: signed partner events and the data-source API (functions-framework target ``ingest``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Request, Response
+
+from services.common import auth, outbox
+from services.common.config import ClerkAuthSettings, Env, FirestoreSettings, TaskSettings
+from services.common.crypto import Keyring
+from services.common.errors import BadRequest
+from services.common.http import App, json_body, json_response, route
+from services.ingest import maintenance, receive, sources
+from services.ingest.keys import KeyCache
+
+
+@dataclass(frozen=True)
+class Settings:
+    firestore: FirestoreSettings
+    clerk: ClerkAuthSettings
+    tasks: TaskSettings
+    keyring: Keyring
+    public_url: str | None
+    cors_origins: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> Settings:
+        env = env or Env()
+        return cls(
+            firestore=FirestoreSettings.from_env(env),
+            clerk=ClerkAuthSettings.from_env(env),
+            tasks=TaskSettings.from_env(env),
+            keyring=Keyring.parse(env.str("SOURCE_KEK")),
+            public_url=env.optional("INGEST_PUBLIC_URL"),
+            cors_origins=env.list("CORS_ORIGINS"),
+        )
+
+
+settings = Settings.from_env()
+keys = KeyCache(settings.keyring)
+
+
+def _base_url(request: Request) -> str:
+    return settings.public_url or request.host_url
+
+
+def inbound(request: Request, source_id: str) -> Response:
+    stored = receive.receive(request, source_id, keys)
+    if not stored.duplicate:
+        # Before answering: Cloud Run throttles the CPU once the response is sent.
+        outbox.schedule_refresh(settings.tasks, source_id, "event")
+    status = 200 if stored.duplicate else 202
+    return json_response(status, {"id": stored.event_id, "duplicate": stored.duplicate})
+
+
+def create_source(request: Request) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    record = sources.create(principal, json_body(request), settings.keyring)
+    return json_response(201, sources.view(record, _base_url(request), with_stats=False))
+
+
+def list_sources(request: Request) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    limit = request.args.get("limit", str(sources.PAGE_SIZE))
+    if not limit.isdigit() or not 1 <= int(limit) <= sources.PAGE_SIZE:
+        raise BadRequest(f"limit must be an integer from 1 to {sources.PAGE_SIZE}")
+    records, cursor = sources.list_owned(principal, request.args.get("cursor"), int(limit))
+    items = [sources.view(r, _base_url(request)) for r in records]
+    return json_response(200, {"items": items, "nextCursor": cursor})
+
+
+def get_source(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    record = sources.owned(principal, source_id).to_dict()
+    return json_response(200, sources.view(record, _base_url(request)))
+
+
+def rotate_secret(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    record = sources.rotate(principal, source_id, json_body(request), settings.keyring)
+    keys.forget(source_id)
+    return json_response(200, sources.view(record, _base_url(request)))
+
+
+def delete_source(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    if sources.delete(principal, source_id):
+        outbox.schedule_refresh(settings.tasks, source_id, "delete")
+    keys.forget(source_id)
+    return Response(status=204)
+
+
+def sweep(request: Request) -> Response:
+    auth.verify_task_token(request, settings.tasks)
+    return json_response(200, maintenance.sweep(settings.tasks))
+
+
+app = App(
+    "ingest",
+    [
+        route("POST", "/webhooks/inbound/{source_id}", inbound),
+        route("POST", "/v1/sources", create_source, browser=True),
+        route("GET", "/v1/sources", list_sources, browser=True),
+        route("GET", "/v1/sources/{source_id}", get_source, browser=True),
+        route("DELETE", "/v1/sources/{source_id}", delete_source, browser=True),
+        route("POST", "/v1/sources/{source_id}/rotate-secret", rotate_secret, browser=True),
+        route("POST", "/tasks/sweep", sweep),
+    ],
+    project=settings.firestore.project,
+    cors_origins=settings.cors_origins,
+)
+
+
+def ingest(request: Request) -> Response:
+    return app(request)

@@ -1,0 +1,56 @@
+"""Strict JSON for event bodies (SPEC section 2, step 7). Pure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.common.errors import BadRequest
+
+MAX_DEPTH = 64
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def parse_strict(body: bytes) -> Any:
+    """Strict RFC 8259 JSON: UTF-8, no NaN/Infinity, nesting depth at most 64."""
+    try:
+        text = body.decode("utf-8")
+        value, end = _DECODER.raw_decode(text, _skip_space(text, 0))
+        if _skip_space(text, end) != len(text):
+            raise ValueError("trailing data")
+    except (ValueError, RecursionError):
+        raise BadRequest("body is not strict JSON", code="invalid_json") from None
+    if depth(value) > MAX_DEPTH:
+        raise BadRequest(f"JSON nesting is deeper than {MAX_DEPTH}", code="invalid_json")
+    return value
+
+
+def depth(value: Any) -> int:
+    """Nesting depth, iteratively (a hostile body must not exhaust the stack)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _skip_space(text: str, index: int) -> int:
+    while index < len(text) and text[index] in " \t\n\r":
+        index += 1
+    return index

@@ -1,0 +1,110 @@
+"""Receiving one signed partner event, cheapest checks first (SPEC section 2's table)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from flask import Request
+
+from services.common import source_store, store
+from services.common.errors import Conflict, NotFound, Unauthorized, UnsupportedMediaType
+from services.common.http import read_body
+from services.ingest import payload, signature
+from services.ingest.keys import KeyCache
+
+MAX_BODY = 256 * 1024
+IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Stored:
+    event_id: str
+    duplicate: bool
+
+
+def receive(request: Request, source_id: str, keys: KeyCache) -> Stored:
+    body = read_body(request, MAX_BODY)  # 1: 413, also for chunked bodies
+    signed = signature.parse_headers(request.headers)  # 2: 400
+    if request.mimetype != "application/json":  # 3: 415
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    signature.check_timestamp(signed.timestamp, time.time())  # 4: 401
+    entry = keys.get(source_id)  # 5: 404 (cached, also when unknown)
+    if not entry.found:
+        raise NotFound("unknown source")
+    key_id = signature.matching_key(signed, body, entry.active_keys())  # 6: 401
+    if key_id is None:
+        fresher = keys.reload_after_mismatch(source_id, entry)
+        if fresher is not None and fresher.found:
+            key_id = signature.matching_key(signed, body, fresher.active_keys())
+        if key_id is None:
+            raise Unauthorized("no signature matches", code="invalid_signature")
+    payload.parse_strict(body)  # 7: 400
+    return store_event(source_id, signed, body, key_id)  # 8: 200 duplicate, 9: 202
+
+
+def new_event_id() -> str:
+    """Random, never monotonic: sequential ids would hotspot one Firestore tablet."""
+    return "evt_" + secrets.token_hex(12)
+
+
+def store_event(
+    source_id: str, signed: signature.SignedRequest, body: bytes, key_id: str
+) -> Stored:
+    """Store the event, or find the one its idempotency key already names."""
+    from google.api_core import exceptions as gexc
+
+    db = store.client()
+    source = source_store.source_ref(source_id)
+    digest = hashlib.sha256(signed.idempotency_key.encode()).hexdigest()
+    key_ref = source.collection(source_store.IDEMPOTENCY).document(digest)
+    for _ in range(3):
+        now = dt.datetime.now(dt.UTC)
+        event_id = new_event_id()
+        key_record = {
+            "key": signed.idempotency_key,
+            "eventId": event_id,
+            "createdAt": now,
+            "expireAt": now + IDEMPOTENCY_WINDOW,  # TTL field: garbage collection only
+        }
+        event = {
+            "id": event_id,
+            "receivedAt": now,
+            "signedAt": dt.datetime.fromtimestamp(signed.timestamp, dt.UTC),
+            "idempotencyKey": signed.idempotency_key,
+            "size": len(body),
+            "body": body,
+            "keyId": key_id,
+            "scheme": signed.scheme,
+        }
+        # Invariant: one event per (source, idempotency key). The key document is created with a
+        # must-not-exist precondition in the same commit as the event, so of any number of
+        # concurrent repeats exactly one commits (no read-then-write transaction to contend).
+        batch = db.batch()
+        batch.create(key_ref, key_record)
+        batch.create(source.collection(source_store.EVENTS).document(event_id), event)
+        try:
+            batch.commit(retry=store.retry())
+            return Stored(event_id, duplicate=False)
+        except gexc.AlreadyExists:
+            pass
+        seen = key_ref.get(retry=store.retry())
+        if seen.exists and seen.get("expireAt") > now:
+            return Stored(seen.get("eventId"), duplicate=True)
+        if seen.exists:
+            # An expired key the TTL sweep has not collected yet: replace it, unless a
+            # concurrent request replaced it first (then the loop finds theirs).
+            batch = db.batch()
+            batch.update(
+                key_ref, key_record, option=db.write_option(last_update_time=seen.update_time)
+            )
+            batch.create(source.collection(source_store.EVENTS).document(event_id), event)
+            try:
+                batch.commit(retry=store.retry())
+                return Stored(event_id, duplicate=False)
+            except (gexc.FailedPrecondition, gexc.AlreadyExists):
+                continue
+    raise Conflict("idempotency key is contended, retry", code="idempotency_conflict")

@@ -1,0 +1,122 @@
+"""Refresh scheduling through the Cloud Tasks emulator: tokens, coalescing, outbox, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import jwt
+import requests
+
+from devstack import issuer as dev_issuer
+from tests import partner
+
+
+def wait_for(predicate, timeout_s: float = 15.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    return predicate()
+
+
+def tasks_for(receiver, source_id: str):
+    return [t for t in receiver.received() if t.body.get("sourceId") == source_id]
+
+
+def sweep(stack) -> dict:
+    answer = requests.post(
+        f"{stack.url('ingest')}/tasks/sweep",
+        headers={"Authorization": f"Bearer {stack.issuer.task_token()}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def age_markers(db, minutes: int = 2) -> None:
+    """Make every refresh marker look older, instead of waiting for the sweep's minute."""
+    for marker in db.collection("refresh_pending").stream():
+        created = marker.get("createdAt") - dt.timedelta(minutes=minutes)
+        marker.reference.update({"createdAt": created})
+
+
+def test_a_stored_event_enqueues_a_refresh_with_a_verifiable_token(clean, task_receiver, source):
+    assert partner.send(source["url"], source["secret"]).status_code == 202
+    (task,) = wait_for(lambda: tasks_for(task_receiver, source["id"]))
+    assert task.path == "/tasks/refresh"
+    assert task.body == {"sourceId": source["id"], "reason": "event"}
+    token = task.headers["Authorization"].removeprefix("Bearer ")
+    keys = jwt.PyJWKClient(clean.issuer.jwks_url)
+    claims = jwt.decode(
+        token,
+        keys.get_signing_key_from_jwt(token).key,
+        algorithms=["RS256"],
+        audience=dev_issuer.TASKS_AUDIENCE,
+        issuer=clean.issuer.url,
+    )
+    assert claims["email"] == dev_issuer.TASKS_SERVICE_ACCOUNT
+
+
+def test_duplicates_and_refusals_enqueue_nothing(clean, task_receiver, source):
+    partner.send(source["url"], source["secret"], key="once")
+    wait_for(lambda: tasks_for(task_receiver, source["id"]))
+    time.sleep(1.2)  # next bucket
+    partner.send(source["url"], source["secret"], key="once")  # duplicate
+    partner.send(source["url"], "whsec_wrong")  # refused
+    time.sleep(2.5)
+    assert len(tasks_for(task_receiver, source["id"])) == 1
+
+
+def test_a_burst_of_1000_events_is_coalesced_into_a_few_refreshes(clean, task_receiver, source, db):
+    def send(n):
+        return partner.send(source["url"], source["secret"], {"n": n}).status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(send, range(1000)))
+    burst_s = time.monotonic() - started
+    last_event_done = time.time()
+    assert codes.count(202) == 1000
+    # One refresh per source per one-second bucket, and one after the last event.
+    covered = wait_for(
+        lambda: [t for t in tasks_for(task_receiver, source["id"]) if t.arrived >= last_event_done]
+    )
+    assert covered, "no refresh ran after the last event"
+    refreshes = len(tasks_for(task_receiver, source["id"]))
+    print(f"1000 events in {burst_s:.1f} s -> {refreshes} refreshes")
+    assert refreshes <= int(burst_s) + 2
+    markers = list(db.collection("refresh_pending").stream())
+    assert len(markers) == refreshes
+
+
+def test_a_tasks_outage_loses_no_event_and_the_sweep_catches_up(clean, task_receiver, source, db):
+    tasks = clean.processes["tasks"]
+    tasks.pause()
+    try:
+        answer = partner.send(source["url"], source["secret"], {"during": "outage"})
+    finally:
+        tasks.resume()
+    assert answer.status_code == 202
+    events = db.collection("sources").document(source["id"]).collection("events")
+    assert len(list(events.stream())) == 1
+    (marker,) = [m.to_dict() for m in db.collection("refresh_pending").stream()]
+    assert marker["sourceId"] == source["id"] and marker["enqueuedAt"] is None
+    age_markers(db)
+    assert sweep(clean)["reenqueued"] == 1
+    assert wait_for(lambda: tasks_for(task_receiver, source["id"]))
+
+
+def test_retention_keeps_the_newest_events(clean, tenant, db):
+    small = tenant.create("Small", retention=5).json()
+    for n in range(8):
+        assert partner.send(small["url"], small["secret"], {"n": n}).status_code == 202
+    age_markers(db)
+    assert sweep(clean)["trimmed"] == 3
+    events = db.collection("sources").document(small["id"]).collection("events").stream()
+    kept = sorted(json.loads(e.get("body"))["n"] for e in events)
+    assert kept == [3, 4, 5, 6, 7]

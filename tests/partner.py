@@ -1,0 +1,60 @@
+"""A partner's side of the inbound wire format, written from the SPEC, not from the service."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import requests
+
+
+def inlet_signature(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def headers(secret: str, body: bytes, key: str | None = None, timestamp: int | None = None):
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "Content-Type": "application/json",
+        "Idempotency-Key": key or str(uuid.uuid4()),
+        "Inlet-Signature": f"t={timestamp},v1={inlet_signature(secret, timestamp, body)}",
+    }
+
+
+def send(url: str, secret: str, event=None, *, key=None, body: bytes | None = None, **kw):
+    body = (
+        json.dumps(event if event is not None else {"amount": 1}).encode() if body is None else body
+    )
+    extra = kw.pop("headers", {})
+    return requests.post(
+        url, data=body, headers={**headers(secret, body, key), **extra}, timeout=30, **kw
+    )
+
+
+class SourceAPI:
+    """The /v1/sources API as one tenant sees it."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+    def create(self, label: str = "Orders", **body) -> requests.Response:
+        return requests.post(
+            f"{self.base}/v1/sources", json={"label": label, **body}, headers=self.auth, timeout=15
+        )
+
+    def list(self, **params) -> requests.Response:
+        return requests.get(f"{self.base}/v1/sources", params=params, headers=self.auth, timeout=15)
+
+    def get(self, source_id: str) -> requests.Response:
+        return requests.get(f"{self.base}/v1/sources/{source_id}", headers=self.auth, timeout=15)
+
+    def rotate(self, source_id: str, **body) -> requests.Response:
+        url = f"{self.base}/v1/sources/{source_id}/rotate-secret"
+        return requests.post(url, json=body, headers=self.auth, timeout=15)
+
+    def delete(self, source_id: str) -> requests.Response:
+        return requests.delete(f"{self.base}/v1/sources/{source_id}", headers=self.auth, timeout=15)
