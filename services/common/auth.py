@@ -26,7 +26,13 @@ _GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com
 
 
 class AuthUnavailable(InletError):
+    """The JWKS could not be fetched; the caller should retry."""
+
     status, code = 503, "auth_unavailable"
+
+    def __init__(self, message: str, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", "5")
 
 
 @dataclass(frozen=True)

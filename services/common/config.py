@@ -113,6 +113,10 @@ class TaskSettings:
         if emulator and not settings.dev_signing_key_file:
             raise ConfigError("INLET_DEV_SIGNING_KEY is required with TASKS_EMULATOR_HOST")
         parts = settings.queue.split("/")
-        if len(parts) != 6 or parts[0::2] != ["projects", "locations", "queues"]:
+        if (
+            len(parts) != 6
+            or parts[0::2] != ["projects", "locations", "queues"]
+            or not all(parts[1::2])
+        ):
             raise ConfigError("TASKS_QUEUE must look like projects/P/locations/L/queues/Q")
         return settings

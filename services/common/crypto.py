@@ -50,6 +50,8 @@ class Keyring:
                 material = b""
             if not sep or not kid or len(material) != 32:
                 raise ConfigError("SOURCE_KEK entries must be kid:base64(32 bytes)")
+            if any(kid == known for known, _ in keys):
+                raise ConfigError(f"SOURCE_KEK names key id {kid!r} twice")
             keys.append((kid, material))
         return cls(keys)
 

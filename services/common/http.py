@@ -27,12 +27,14 @@ from services.common.errors import (
 )
 
 Handler = Callable[..., Response]
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# \Z, not $: "$" also matches before a trailing newline, and echoing one breaks the response.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
 class Route:
     method: str
+    path: str  # the template, e.g. /v1/sources/{source_id}
     pattern: re.Pattern[str]
     handler: Handler
     browser: bool = False  # answers CORS preflight and carries CORS headers
@@ -41,7 +43,7 @@ class Route:
 def route(method: str, path: str, handler: Handler, *, browser: bool = False) -> Route:
     """``path`` uses ``{name}`` placeholders for one path segment each."""
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-    return Route(method, re.compile(f"^{regex}$"), handler, browser)
+    return Route(method, path, re.compile(f"^{regex}$"), handler, browser)
 
 
 def json_response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -104,6 +106,7 @@ class App:
         token = context.activate(ctx)
         response: Response | None = None
         matched: Route | None = None
+        error_type: str | None = None  # carried by the request's one log line
         try:
             matched, params = self._match(request)
             if request.method == "OPTIONS" and matched.browser:
@@ -113,19 +116,17 @@ class App:
         except InletError as err:
             response = error_response(err)
         except store.storage_errors() as err:
-            logs.warning(
-                "storage unavailable", error_type=type(err).__name__, **_ids(ctx, self.project)
-            )
+            error_type = type(err).__name__
             response = error_response(StorageUnavailable())
         except Exception as err:  # the one place a bug becomes a 500, never a stack trace
-            logs.error("unhandled error", error_type=type(err).__name__, **_ids(ctx, self.project))
+            error_type = type(err).__name__
             response = error_response(InletError("internal error"))
         finally:
             context.deactivate(token)
         if matched is not None and matched.browser:
             self._cors(request, response)
         response.headers["X-Request-Id"] = ctx.request_id
-        self._log(request, response, ctx)
+        self._log(request, response, ctx, error_type)
         return response
 
     def _match(self, request: Request) -> tuple[Route, dict[str, str]]:
@@ -158,7 +159,13 @@ class App:
     def _health(self, request: Request) -> Response:
         return json_response(200, {"status": "ok", "service": self.service})
 
-    def _log(self, request: Request, response: Response, ctx: context.RequestContext) -> None:
+    def _log(
+        self,
+        request: Request,
+        response: Response,
+        ctx: context.RequestContext,
+        error_type: str | None,
+    ) -> None:
         latency = time.monotonic() - ctx.started
         severity = "ERROR" if response.status_code >= 500 else "INFO"
         logs.log(
@@ -175,6 +182,7 @@ class App:
                 "requestSize": str(request.content_length or 0),
             },
             firestoreOps=ctx.firestore_ops,
+            **({"errorType": error_type} if error_type else {}),
             **_ids(ctx, self.project),
         )
 

@@ -43,6 +43,8 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
     with _recent_lock:
         if _recent.get(key) == bucket:
             return
+        if len(_recent) > 10_000:
+            _recent.clear()  # only this second's entries matter
         _recent[key] = bucket
     from google.api_core import exceptions as gexc
 
@@ -63,6 +65,14 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
         )
     except gexc.AlreadyExists:
         return  # another instance owns this bucket
+    except store.storage_errors() as err:
+        # The event is stored already; let the next event of this window try again.
+        with _recent_lock:
+            _recent.pop(key, None)
+        logs.warning(
+            "refresh marker not written", sourceId=source_id, error_type=type(err).__name__
+        )
+        return
     run_at = dt.datetime.fromtimestamp((bucket + 1) * BUCKET_S, dt.UTC)
     _enqueue(settings, marker, source_id, reason, task_id(source_id, reason, bucket), run_at)
 
@@ -77,7 +87,10 @@ def _enqueue(settings, marker, source_id, reason, name, run_at) -> bool:
             error_type=type(err).__name__,
         )
         return False
-    marker.update({"enqueuedAt": dt.datetime.now(dt.UTC)}, retry=store.retry())
+    try:
+        marker.update({"enqueuedAt": dt.datetime.now(dt.UTC)}, retry=store.retry())
+    except store.storage_errors():
+        pass  # the sweep will enqueue once more; a second refresh is harmless
     return True
 
 

@@ -102,19 +102,10 @@ def purge(source_id: str, max_docs: int = 5000) -> bool:
 
     Safe to run again after any failure; True once nothing is left.
     """
-    db = store.client()
     ref = source_ref(source_id)
     removed = 0
     for name in SUBCOLLECTIONS:
-        while removed < max_docs:
-            docs = list(ref.collection(name).limit(PURGE_BATCH).select([]).stream())
-            if not docs:
-                break
-            batch = db.batch()
-            for doc in docs:
-                batch.delete(doc.reference)
-            batch.commit(retry=store.retry())
-            removed += len(docs)
+        removed += _delete_matching(ref.collection(name), max_docs - removed)
         if removed >= max_docs:
             return False
     ref.update({"purgedAt": now()}, retry=store.retry())
@@ -135,10 +126,15 @@ def trim(source_id: str, retention: int, max_docs: int = 5000) -> int:
     boundary = list(newest_first.offset(retention).limit(1).select(["receivedAt"]).stream())
     if not boundary:
         return 0
+    return _delete_matching(newest_first.start_at(boundary[0]), max_docs)
+
+
+def _delete_matching(query, budget: int) -> int:
+    """Delete what ``query`` matches, a batch at a time, at most ``budget`` documents."""
     db = store.client()
     removed = 0
-    while removed < max_docs:
-        docs = list(newest_first.start_at(boundary[0]).limit(PURGE_BATCH).select([]).stream())
+    while removed < budget:
+        docs = list(query.limit(min(PURGE_BATCH, budget - removed)).select([]).stream())
         if not docs:
             break
         batch = db.batch()

@@ -123,6 +123,7 @@ def storage_errors() -> tuple[type[BaseException], ...]:
     from google.api_core import exceptions as gexc
 
     return (
+        StorageUnavailable,
         gexc.ServiceUnavailable,
         gexc.DeadlineExceeded,
         gexc.InternalServerError,

@@ -43,6 +43,38 @@ def _new_client(settings: TaskSettings):
     return tasks_v2.CloudTasksClient()
 
 
+def build_task(
+    settings: TaskSettings,
+    task_id: str,
+    body: dict[str, object],
+    schedule_at: dt.datetime,
+) -> dict[str, object]:
+    """The HTTP task: production attaches an OIDC token, local mode a development token."""
+    from google.protobuf import timestamp_pb2
+
+    headers = {"Content-Type": "application/json"}
+    request: dict[str, object] = {
+        "http_method": "POST",
+        "url": settings.refresh_url,
+        "headers": headers,
+        "body": json.dumps(body).encode(),
+    }
+    if settings.emulator_host:
+        headers["Authorization"] = "Bearer " + _local_task_token(settings, schedule_at)
+    else:
+        request["oidc_token"] = {
+            "service_account_email": settings.service_account,
+            "audience": settings.audience,
+        }
+    schedule = timestamp_pb2.Timestamp()
+    schedule.FromDatetime(schedule_at.astimezone(dt.UTC).replace(tzinfo=None))
+    return {
+        "name": f"{settings.queue}/tasks/{task_id}",
+        "http_request": request,
+        "schedule_time": schedule,
+    }
+
+
 def enqueue(
     settings: TaskSettings,
     task_id: str,
@@ -51,29 +83,8 @@ def enqueue(
 ) -> bool:
     """Create one HTTP task; False when a task of that name already exists (a success too)."""
     from google.api_core import exceptions as gexc
-    from google.cloud import tasks_v2
-    from google.protobuf import timestamp_pb2
 
-    request: dict[str, object] = {
-        "http_method": tasks_v2.HttpMethod.POST,
-        "url": settings.refresh_url,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(body).encode(),
-    }
-    if settings.emulator_host:
-        request["headers"]["Authorization"] = "Bearer " + _local_task_token(settings, schedule_at)
-    else:
-        request["oidc_token"] = {
-            "service_account_email": settings.service_account,
-            "audience": settings.audience,
-        }
-    schedule = timestamp_pb2.Timestamp()
-    schedule.FromDatetime(schedule_at.astimezone(dt.UTC).replace(tzinfo=None))
-    task = {
-        "name": f"{settings.queue}/tasks/{task_id}",
-        "http_request": request,
-        "schedule_time": schedule,
-    }
+    task = build_task(settings, task_id, body, schedule_at)
     try:
         client().create_task(parent=settings.queue, task=task, timeout=5.0)
     except gexc.AlreadyExists:

@@ -17,6 +17,7 @@ from services.common.crypto import Keyring, Sealed
 
 TTL_S = 30.0
 RELOAD_AFTER_S = 1.0
+MAX_ENTRIES = 10_000  # random unknown ids must not grow an instance's memory without bound
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,11 @@ class KeyCache:
             entry = Entry(time.monotonic(), True, self._open(source_id, record, previous))
         if previous is not None:
             entry.reloaded_at = previous.reloaded_at
-        self._entries[source_id] = entry
+        with self._lock:
+            self._entries.pop(source_id, None)
+            while len(self._entries) >= MAX_ENTRIES:
+                self._entries.pop(next(iter(self._entries)))  # the oldest load
+            self._entries[source_id] = entry
         return entry
 
     def _open(self, source_id: str, record: dict, previous: Entry | None) -> tuple:

@@ -22,9 +22,10 @@ from services.common.errors import BadRequest, Unauthorized
 MAX_AGE_S = 5 * 60
 MAX_FUTURE_S = 60
 MAX_SIGNATURES = 8
-_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
-_HEX_SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}$")
-_UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "key\n" through.
+_KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
+_HEX_SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}\Z")
+_UNIX_SECONDS = re.compile(r"^[0-9]{1,12}\Z")
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 

@@ -236,3 +236,37 @@ def test_twenty_concurrent_deliveries_of_one_event_apply_once(base, secret, db):
 
 def _latin1(headers: dict) -> dict:
     return {k: v.encode("utf-8").decode("latin-1") for k, v in headers.items()}
+
+
+def test_deleting_a_user_or_organization_deletes_the_sources_it_owns(clean, base, secret, db):
+    from tests import partner
+    from tests.partner import SourceAPI
+
+    ingest = clean.url("ingest")
+    personal = SourceAPI(ingest, clean.issuer.session_token("user_gone")).create("mine").json()
+    org = (
+        SourceAPI(ingest, clean.issuer.session_token("user_gone", org="org_gone"))
+        .create("org")
+        .json()
+    )
+    kept = SourceAPI(ingest, clean.issuer.session_token("user_stays")).create("other").json()
+
+    clerk.post(base, secret, clerk.event("user.deleted", clerk.deleted("user", "user_gone")))
+    assert db.collection("sources").document(personal["id"]).get().get("deleted") is True
+    assert db.collection("sources").document(org["id"]).get().get("deleted") is False
+    clerk.post(
+        base, secret, clerk.event("organization.deleted", clerk.deleted("organization", "org_gone"))
+    )
+    assert db.collection("sources").document(org["id"]).get().get("deleted") is True
+    assert db.collection("sources").document(kept["id"]).get().get("deleted") is False
+    deletions = [
+        d.to_dict() for d in db.collection("audit").stream() if d.get("action") == "source.deleted"
+    ]
+    assert sorted(d["actor"] for d in deletions) == [
+        "clerk:organization.deleted",
+        "clerk:user.deleted",
+    ]
+    # The ingest instance's key cache may hold these sources for up to 30 s (SPEC section 2);
+    # a source it has not cached yet is refused at once.
+    assert partner.send(personal["url"], personal["secret"]).status_code == 404
+    assert partner.send(kept["url"], kept["secret"]).status_code == 202

@@ -1,0 +1,52 @@
+"""The Firestore index and TTL list, shared by the services and the infra program (SPEC 2, 5).
+
+The emulator enforces no index and deletes nothing by TTL, so this list is the only place the
+production database learns about them; ``tests/integration/test_indexes.py`` checks it against
+the documents the services really write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TtlPolicy:
+    collection_group: str
+    field: str
+
+
+@dataclass(frozen=True)
+class IndexExemption:
+    """A field no query uses: no single-field index (saves writes; big values break limits)."""
+
+    collection_group: str
+    field: str
+
+
+@dataclass(frozen=True)
+class CompositeIndex:
+    collection_group: str
+    fields: tuple[tuple[str, str], ...]  # (field, "ASCENDING" | "DESCENDING")
+
+
+TTL_POLICIES = (
+    TtlPolicy("deliveries", "expireAt"),  # 30 days
+    TtlPolicy("idempotency", "expireAt"),  # 24 h; expiry is also checked on read
+    TtlPolicy("audit", "expireAt"),  # one year
+    TtlPolicy("refresh_pending", "expireAt"),  # one day: the sweep gives up after that
+)
+
+INDEX_EXEMPTIONS = (
+    IndexExemption("events", "body"),  # arbitrary JSON bytes, up to 256 KiB
+    IndexExemption("events", "idempotencyKey"),
+    IndexExemption("idempotency", "key"),
+    *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
+)
+
+COMPOSITE_INDEXES = (
+    # GET /v1/sources: the caller's live sources, paged by id.
+    CompositeIndex("sources", (("owner", "ASCENDING"), ("deleted", "ASCENDING"))),
+    # The sweep: deleted sources not purged yet.
+    CompositeIndex("sources", (("deleted", "ASCENDING"), ("purgedAt", "ASCENDING"))),
+)

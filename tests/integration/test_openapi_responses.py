@@ -1,0 +1,153 @@
+"""Real answers match openapi.yaml: each status is documented for its route, each body its schema.
+
+OpenAPI 3.1 schemas are JSON Schema 2020-12, so the whole document is registered as one resource
+and each response schema is checked by JSON pointer into it; ``#/components/...`` references then
+resolve as they do for any client generated from the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from devstack.stack import new_webhook_secret
+from tests import clerk, partner
+from tests.partner import SourceAPI
+
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
+SPEC_URI = "urn:inlet:openapi"
+REGISTRY = Registry().with_resource(SPEC_URI, Resource.from_contents(SPEC, DRAFT202012))
+UNKNOWN_SOURCE = "src_" + "0" * 20
+
+
+def _pointer(*parts: str) -> str:
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def conforms(answer: requests.Response, method: str, path: str) -> requests.Response:
+    """Assert ``answer`` is documented for ``method path``; returns it for further checks."""
+    operation = SPEC["paths"][path][method.lower()]
+    status = str(answer.status_code)
+    where = f"{method} {path} -> {status}"
+    assert status in operation["responses"], f"undocumented: {where}: {answer.text[:300]}"
+    pointer = _pointer("paths", path, method.lower(), "responses", status)
+    documented = operation["responses"][status]
+    if "$ref" in documented:  # a shared response in components/responses
+        pointer = documented["$ref"].removeprefix("#")
+        documented = SPEC["components"]["responses"][pointer.rsplit("/", 1)[1]]
+    for header, spec in documented.get("headers", {}).items():
+        if "$ref" in spec:
+            spec = SPEC["components"]["headers"][spec["$ref"].rsplit("/", 1)[1]]
+        if spec.get("required"):
+            assert header in answer.headers, f"{where}: no {header} header"
+    if "content" not in documented:
+        assert answer.content == b"", f"{where}: documented without a body"
+        return answer
+    assert answer.headers["Content-Type"].startswith("application/json"), where
+    schema = {"$ref": SPEC_URI + "#" + pointer + _pointer("content", "application/json", "schema")}
+    validator = Draft202012Validator(
+        schema, registry=REGISTRY, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = [e.message for e in validator.iter_errors(answer.json())]
+    assert not errors, f"{where}: {answer.text[:300]}: {errors}"
+    return answer
+
+
+def test_health_answers_conform(clean):
+    for service in ("clerk-sync", "ingest"):
+        answer = conforms(
+            requests.get(f"{clean.url(service)}/health", timeout=10), "GET", "/health"
+        )
+        assert answer.json()["service"] == service
+
+
+def test_clerk_webhook_answers_conform(clean):
+    base, secret = clean.url("clerk-sync"), clean.webhook_secret
+    url = f"{base}/webhooks/clerk"
+
+    def post(body: str, headers: dict) -> requests.Response:
+        return conforms(
+            requests.post(url, data=body, headers=headers, timeout=20), "POST", "/webhooks/clerk"
+        )
+
+    event = clerk.event("user.created", clerk.user("user_openapi", 10))
+    applied = conforms(clerk.post(base, secret, event), "POST", "/webhooks/clerk")
+    assert applied.json() == {"status": "processed", "reason": None, "duplicate": False}
+    assert post("{}", {}).status_code == 400
+    body = json.dumps(event)
+    forged = clerk.signed_headers(new_webhook_secret(), body)  # another endpoint's secret
+    assert post(body, forged).status_code == 401
+    assert post("[]", clerk.signed_headers(secret, "[]")).status_code == 400
+    big = "x" * (1024 * 1024 + 1)
+    assert post(big, clerk.signed_headers(secret, "{}")).status_code == 413
+
+
+def test_inbound_answers_conform(ingest_url, source):
+    path = "/webhooks/inbound/{sourceId}"
+
+    def post(url: str, body: bytes, headers: dict) -> requests.Response:
+        return conforms(requests.post(url, data=body, headers=headers, timeout=20), "POST", path)
+
+    url, secret = source["url"], source["secret"]
+    body = b'{"amount": 1}'
+    signed = partner.headers(secret, body, key="openapi-1")
+    stored = post(url, body, signed)
+    assert stored.status_code == 202
+    assert post(url, body, signed).json() == {"id": stored.json()["id"], "duplicate": True}
+    now = dt.datetime.now(dt.UTC)
+    standard = {
+        "Content-Type": "application/json",
+        "webhook-id": "openapi-std-1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": StandardWebhook(secret).sign("openapi-std-1", now, body.decode()),
+    }
+    assert post(url, body, standard).status_code == 202
+    assert post(url, body, {"Content-Type": "application/json"}).status_code == 400
+    as_text = {**partner.headers(secret, body), "Content-Type": "text/plain"}
+    assert post(url, body, as_text).status_code == 415
+    assert post(url, body, partner.headers("whsec_wrong", body)).status_code == 401
+    unknown = f"{ingest_url}/webhooks/inbound/{UNKNOWN_SOURCE}"
+    assert post(unknown, body, partner.headers(secret, body)).status_code == 404
+    big = b"[" + b"0," * (128 * 1024) + b"0]"
+    assert post(url, big, partner.headers(secret, big)).status_code == 413
+
+
+def test_sources_api_answers_conform(clean, ingest_url, tenant):
+    def check(answer: requests.Response, method: str, path: str = "/v1/sources/{sourceId}"):
+        return conforms(answer, method, path)
+
+    created = check(tenant.create("Orders", retention=10), "POST", "/v1/sources")
+    assert created.status_code == 201
+    source_id = created.json()["id"]
+    assert check(tenant.create(""), "POST", "/v1/sources").status_code == 400
+    anonymous = SourceAPI(ingest_url, "not-a-token")
+    assert check(anonymous.create("x"), "POST", "/v1/sources").status_code == 401
+    member = SourceAPI(ingest_url, clean.issuer.session_token("user_m", org="org_1", role="member"))
+    assert check(member.create("x"), "POST", "/v1/sources").status_code == 403
+    listed = check(tenant.list(limit=1), "GET", "/v1/sources")
+    assert [s["id"] for s in listed.json()["items"]] == [source_id]
+    assert check(tenant.list(limit=0), "GET", "/v1/sources").status_code == 400
+    assert check(tenant.get(source_id), "GET").status_code == 200
+    assert check(tenant.get(UNKNOWN_SOURCE), "GET").status_code == 404
+    rotate = "/v1/sources/{sourceId}/rotate-secret"
+    assert check(tenant.rotate(source_id, graceSeconds=60), "POST", rotate).status_code == 200
+    assert check(tenant.delete(source_id), "DELETE").status_code == 204
+
+
+@pytest.mark.parametrize("authorized", [True, False])
+def test_sweep_answers_conform(clean, ingest_url, authorized):
+    token = clean.issuer.task_token() if authorized else clean.issuer.session_token("user_x")
+    answer = requests.post(
+        f"{ingest_url}/tasks/sweep", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    conforms(answer, "POST", "/tasks/sweep")
+    assert answer.status_code == (200 if authorized else 401)

@@ -1,0 +1,18 @@
+"""Configuration is validated once at start: a missing variable stops the service, by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.processes import StackError, free_port, start_service
+
+
+@pytest.mark.parametrize(
+    ("service", "missing"),
+    [("clerk-sync", "CLERK_WEBHOOK_SECRET"), ("ingest", "SOURCE_KEK"), ("ingest", "TASKS_QUEUE")],
+)
+def test_a_missing_variable_stops_the_service_with_its_name(stack, tmp_path, service, missing):
+    env = {**stack.service_env(), missing: ""}
+    with pytest.raises(StackError) as failure:
+        start_service(service, free_port(), env, tmp_path)
+    assert f"ConfigError: {missing} is required" in str(failure.value)
