@@ -7,6 +7,7 @@ token names an unknown ``kid`` (key rotation).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import threading
@@ -137,18 +138,25 @@ def key_id(public_jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def public_jwks(private_key_pem: bytes) -> dict[str, Any]:
+@functools.lru_cache(maxsize=4)
+def _signing_key(private_key_pem: bytes) -> tuple[Any, dict[str, Any]]:
+    """The loaded key and its public JWK, once per key: loading a PEM checks the RSA key,
+    which costs milliseconds, too much for every task a busy instance enqueues."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    public = load_pem_private_key(private_key_pem, password=None).public_key()
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
+    private = load_pem_private_key(private_key_pem, password=None)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
     jwk.update({"kid": key_id(jwk), "use": "sig", "alg": "RS256"})
-    return {"keys": [jwk]}
+    return private, jwk
+
+
+def public_jwks(private_key_pem: bytes) -> dict[str, Any]:
+    return {"keys": [dict(_signing_key(private_key_pem)[1])]}
 
 
 def sign_local_token(private_key_pem: bytes, claims: dict[str, Any], ttl_s: int = 3600) -> str:
     """An RS256 token from the development issuer with ``iat``/``nbf``/``exp`` filled in."""
-    kid = public_jwks(private_key_pem)["keys"][0]["kid"]
+    private, jwk = _signing_key(private_key_pem)
     now = int(time.time())
     body = {"iat": now, "nbf": now, "exp": now + ttl_s, "jti": uuid.uuid4().hex, **claims}
-    return jwt.encode(body, private_key_pem, algorithm="RS256", headers={"kid": kid})
+    return jwt.encode(body, private, algorithm="RS256", headers={"kid": jwk["kid"]})

@@ -40,7 +40,7 @@ TTL_POLICIES = (
 INDEX_EXEMPTIONS = (
     IndexExemption("events", "body"),  # arbitrary JSON bytes, up to 256 KiB
     IndexExemption("events", "idempotencyKey"),
-    IndexExemption("idempotency", "key"),
+    IndexExemption("idempotency", "eventId"),
     *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
 )
 

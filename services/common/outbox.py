@@ -9,6 +9,7 @@ precondition decides who enqueues, because the tasks emulator does not refuse re
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import threading
@@ -58,7 +59,8 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
                 "reason": reason,
                 "bucket": bucket,
                 "createdAt": now,
-                "enqueuedAt": None,
+                # Optimistic, so the usual path costs one write; a failed enqueue clears it.
+                "enqueuedAt": now,
                 "expireAt": now + GIVE_UP_AFTER,
             },
             retry=store.retry(),
@@ -74,10 +76,11 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
         )
         return
     run_at = dt.datetime.fromtimestamp((bucket + 1) * BUCKET_S, dt.UTC)
-    _enqueue(settings, marker, source_id, reason, task_id(source_id, reason, bucket), run_at)
+    if not _enqueue(settings, source_id, reason, task_id(source_id, reason, bucket), run_at):
+        _mark(marker, None)
 
 
-def _enqueue(settings, marker, source_id, reason, name, run_at) -> bool:
+def _enqueue(settings, source_id: str, reason: str, name: str, run_at: dt.datetime) -> bool:
     try:
         tasks.enqueue(settings, name, {"sourceId": source_id, "reason": reason}, run_at)
     except Exception as err:  # an outage of Cloud Tasks must not fail the event
@@ -87,11 +90,13 @@ def _enqueue(settings, marker, source_id, reason, name, run_at) -> bool:
             error_type=type(err).__name__,
         )
         return False
-    try:
-        marker.update({"enqueuedAt": dt.datetime.now(dt.UTC)}, retry=store.retry())
-    except store.storage_errors():
-        pass  # the sweep will enqueue once more; a second refresh is harmless
     return True
+
+
+def _mark(marker, enqueued_at: dt.datetime | None) -> None:
+    """Best effort: if this write is lost, the sweep re-enqueues after REENQUEUE_AFTER."""
+    with contextlib.suppress(*store.storage_errors()):
+        marker.update({"enqueuedAt": enqueued_at}, retry=store.retry())
 
 
 def sweep(settings: TaskSettings, limit: int = 500) -> tuple[dict[str, int], set[str]]:
@@ -124,7 +129,9 @@ def sweep(settings: TaskSettings, limit: int = 500) -> tuple[dict[str, int], set
             continue
         minute = int(now.timestamp()) // 60
         name = task_id(marker["sourceId"], marker["reason"], marker["bucket"], f"-s{minute}")
-        ok = _enqueue(settings, snap.reference, marker["sourceId"], marker["reason"], name, now)
+        ok = _enqueue(settings, marker["sourceId"], marker["reason"], name, now)
+        if ok:
+            _mark(snap.reference, now)
         counts["reenqueued" if ok else "failed"] += 1
     return counts, sources
 

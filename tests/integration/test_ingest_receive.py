@@ -24,7 +24,7 @@ def url(source) -> str:
 
 def events(db, source_id: str) -> list[dict]:
     ref = db.collection("sources").document(source_id).collection("events")
-    return [d.to_dict() for d in ref.stream()]
+    return [{**d.to_dict(), "id": d.id} for d in ref.stream()]
 
 
 def firestore_ops(stack, answer) -> int:
@@ -79,7 +79,9 @@ def test_expired_idempotency_key_stores_a_new_event(url, source, db):
     first = partner.send(url, source["secret"], key="old-key").json()["id"]
     keys = db.collection("sources").document(source["id"]).collection("idempotency")
     (doc,) = list(keys.stream())
-    assert doc.get("expireAt") - doc.get("createdAt") == dt.timedelta(hours=24)
+    (event,) = events(db, source["id"])
+    assert doc.get("eventId") == first
+    assert doc.get("expireAt") - event["receivedAt"] == dt.timedelta(hours=24)
     doc.reference.update({"expireAt": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)})
     again = partner.send(url, source["secret"], key="old-key")
     assert again.status_code == 202 and again.json()["id"] != first
