@@ -1,43 +1,37 @@
 """Applying Clerk changes to Firestore: once per delivery, in version order, durably.
 
-Two mechanisms keep the SPEC's promises (section 1):
-- a delivery is *claimed* by creating ``deliveries/{svixId}`` with a must-not-exist
-  precondition, so of 20 concurrent copies of one delivery exactly one applies it; the others
-  see it processed (200) or still in progress (409, Svix retries);
-- each change is applied in a transaction that reads the stored version and writes the document
-  and the delivery's outcome together, so concurrent events of one object cannot interleave.
+Each delivery is one optimistic transaction of two RPCs. One read fetches the delivery record and
+the stored object together; the pure version rules decide; one atomic commit writes the object's
+new state and the delivery's outcome, with preconditions that fail if anything read has changed:
+- the delivery record must still be absent (or still be the failed attempt that was read), so of
+  20 concurrent copies of one delivery exactly one commits and the others find it done;
+- the object must still carry the update time that was read, so concurrent events of one object
+  cannot interleave: the loser reads again and decides again (SPEC section 1).
+No lock is held between the read and the commit, so duplicates never wait on each other (the
+emulator times out contended lock-based transactions, SPEC section 7), and nothing is written
+until the outcome is final: a crash leaves nothing to clean up, and Svix's retry starts afresh.
 
-Backfill (``apply_change``) runs the same transaction without a delivery record, so objects read
-from Clerk's Backend API obey exactly the version rules webhooks do.
+Backfill (``apply_change``) runs the same steps without a delivery record, so objects read from
+Clerk's Backend API obey exactly the version rules webhooks do.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from services.clerk_sync.events import MEMBERSHIPS, Change, decide
 from services.common import source_store, store
-from services.common.errors import Conflict
+from services.common.errors import StorageUnavailable
 
 DELIVERIES = "deliveries"
-TOMBSTONES = "tombstones"  # memberships are removed on delete; this keeps them from returning
+# Memberships are removed on delete (SPEC section 1); their version and tombstone live here, so
+# a late update cannot bring a deleted membership back.
+MEMBERSHIP_VERSIONS = "membership_versions"
 DELIVERY_RETENTION = dt.timedelta(days=30)
-# A claim older than this is abandoned (its instance died) and may be taken over. Longer than
-# one request's storage budget, so a live claim is never taken.
-CLAIM_LEASE = dt.timedelta(seconds=15)
 FINAL = ("processed", "ignored")
-
-
-class DeliveryInProgress(Conflict):
-    """Another instance is applying this delivery right now; Svix will retry."""
-
-    code = "delivery_in_progress"
-
-    def __init__(self) -> None:
-        super().__init__("this delivery is being processed", headers={"Retry-After": "5"})
+MAX_ROUNDS = 10  # reads and commits before a contended delivery answers 503 (Svix retries)
 
 
 @dataclass(frozen=True)
@@ -53,129 +47,131 @@ def now() -> dt.datetime:
 
 def deliver(svix_id: str, event_type: str, change: Change | None, actor: str) -> Outcome:
     """Apply one verified delivery exactly once; raises on storage failure (answer 503)."""
-    db = store.client()
-    ref = db.collection(DELIVERIES).document(svix_id)
-    previous = _claim(ref, event_type)
-    if previous is not None:
-        return previous
-    if change is None:
-        _finish(ref, "ignored", "unknown event type")
-        return Outcome("ignored", "unknown event type")
-    try:
-        if change.owner:
-            # Deleting a user or organization deletes its data sources (SPEC section 2).
-            source_store.delete_owned(change.owner, actor)
-        return _apply(db, ref, change)
-    except Exception as err:
-        _finish_quietly(ref, "failed", type(err).__name__)
-        raise
+    delivery = store.client().collection(DELIVERIES).document(svix_id)
+    return _settle(change, delivery, event_type, actor)
+
+
+def apply_change(change: Change) -> Outcome:
+    """Apply one change outside any delivery (backfill): same version rules, nothing recorded."""
+    return _settle(change, None, "", "backfill")
 
 
 def record_failure(svix_id: str, event_type: str, error: str) -> None:
     """The only write for a signed but malformed delivery."""
     store.client().collection(DELIVERIES).document(svix_id).set(
-        {**_delivery(event_type), "status": "failed", "error": error, "finishedAt": now()},
-        retry=store.retry(),
+        _delivery_record(event_type, "failed", error, 1, now()), retry=store.retry()
     )
 
 
-def _delivery(event_type: str) -> dict[str, Any]:
-    received = now()
-    return {
-        "type": event_type,
-        "receivedAt": received,
-        "claimedAt": received,
-        "expireAt": received + DELIVERY_RETENTION,
-    }
-
-
-def _claim(ref, event_type: str) -> Outcome | None:
-    """Claim the delivery, or return how it already ended. Raises DeliveryInProgress."""
+def _settle(change: Change | None, delivery, event_type: str, actor: str) -> Outcome:
     from google.api_core import exceptions as gexc
 
-    try:
-        ref.create({**_delivery(event_type), "status": "processing", "error": None, "attempts": 1})
-        return None
-    except gexc.AlreadyExists:
-        pass
-    snap = ref.get(retry=store.retry())
-    if not snap.exists:
-        return _claim(ref, event_type)
-    record = snap.to_dict()
-    if record.get("status") in FINAL:
-        return Outcome(record["status"], record.get("error") or "", duplicate=True)
-    if record.get("status") == "processing" and record["claimedAt"] > now() - CLAIM_LEASE:
-        raise DeliveryInProgress()
-    # A failed delivery may be retried; take it over unless someone else just did.
-    from google.cloud import firestore
-
-    try:
-        ref.update(
-            {"status": "processing", "claimedAt": now(), "attempts": firestore.Increment(1)},
-            option=store.client().write_option(last_update_time=snap.update_time),
-        )
-    except gexc.FailedPrecondition:
-        raise DeliveryInProgress() from None
-    return None
-
-
-def apply_change(change: Change) -> Outcome:
-    """Apply one change outside any delivery (backfill): same version rules, nothing recorded."""
-    return _apply(store.client(), None, change)
+    db = store.client()
+    received = now()
+    owner_cleared = False
+    for _ in range(MAX_ROUNDS):
+        refs = ([delivery] if delivery else []) + (_object_refs(db, change) if change else [])
+        read = {snap.reference.path: snap for snap in db.get_all(refs, retry=store.retry())}
+        seen = read[delivery.path] if delivery else None
+        if seen is not None and seen.exists and seen.get("status") in FINAL:
+            return Outcome(seen.get("status"), seen.get("error") or "", duplicate=True)
+        if change is not None and change.owner and not owner_cleared:
+            # Deleting a user or organization deletes its data sources (SPEC section 2), before
+            # the delivery can be recorded as done.
+            source_store.delete_owned(change.owner, actor)
+            owner_cleared = True
+        batch = db.batch()
+        if change is None:
+            outcome = Outcome("ignored", "unknown event type")
+        else:
+            outcome = _stage(db, batch, change, read)
+        if seen is not None:
+            _stage_delivery(db, batch, delivery, seen, event_type, outcome, received)
+        try:
+            batch.commit(retry=store.retry())
+            return outcome
+        except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
+            continue  # something that was read has changed: read again, decide again
+    raise StorageUnavailable("the object is being changed concurrently, retry")
 
 
-def _apply(db, delivery_ref, change: Change) -> Outcome:
-    """Apply a change in one transaction; with a delivery, record its outcome in the same one."""
-    from google.cloud import firestore
-
-    target = db.collection(change.collection).document(change.doc_id)
-    tombstone = db.collection(TOMBSTONES).document(f"{change.collection}_{change.doc_id}")
-    is_membership = change.collection == MEMBERSHIPS
-
-    # Invariant: the stored document only ever moves to a newer version, and never back from a
-    # tombstone, whatever the order in which concurrent deliveries commit.
-    @firestore.transactional
-    def apply_in_transaction(transaction) -> Outcome:
-        stored = target.get(transaction=transaction, retry=store.retry())
-        current = stored.to_dict() if stored.exists else None
-        if (
-            is_membership
-            and current is None
-            and tombstone.get(transaction=transaction, retry=store.retry()).exists
-        ):
-            current = {"deleted": True}
-        decision = decide(current, change)
-        if decision.apply:
-            _write(transaction, target, tombstone, change)
-        outcome = Outcome("processed") if decision.apply else Outcome("ignored", decision.reason)
-        if delivery_ref is not None:
-            transaction.update(
-                delivery_ref,
-                {"status": outcome.status, "error": outcome.reason or None, "finishedAt": now()},
-            )
-        return outcome
-
-    return apply_in_transaction(db.transaction(max_attempts=5))
+def _object_refs(db, change: Change) -> list:
+    refs = [db.collection(change.collection).document(change.doc_id)]
+    if change.collection == MEMBERSHIPS:
+        refs.append(db.collection(MEMBERSHIP_VERSIONS).document(change.doc_id))
+    return refs
 
 
-def _write(transaction, target, tombstone, change: Change) -> None:
+def _stage(db, batch, change: Change, read: dict[str, Any]) -> Outcome:
+    """Decide with the pure rules and add the guarded writes to ``batch``."""
+    target, *ledger = _object_refs(db, change)
+    snap = read[target.path]
+    if ledger:
+        return _stage_membership(db, batch, change, target, read[ledger[0].path])
+    stored = snap.to_dict() if snap.exists else None
+    decision = decide(stored, change)
+    if not decision.apply:
+        return Outcome("ignored", decision.reason)
     at = now()
     if change.action == "upsert":
         record = {**change.record, "version": change.version.to_record(), "syncedAt": at}
-        transaction.set(target, record)
-    elif change.collection == MEMBERSHIPS:
-        transaction.delete(target)
-        transaction.set(tombstone, {"id": change.doc_id, "deletedAt": at})
     else:
         # Tombstone: every personal field removed, terminal (Clerk never reuses ids).
-        transaction.set(target, {"id": change.doc_id, "deleted": True, "deletedAt": at})
+        record = {"id": change.doc_id, "deleted": True, "deletedAt": at}
+    _replace(db, batch, target, snap, record)
+    return Outcome("processed")
 
 
-def _finish(ref, status: str, error: str | None) -> None:
-    ref.update({"status": status, "error": error, "finishedAt": now()}, retry=store.retry())
+def _stage_membership(db, batch, change: Change, target, ledger_snap) -> Outcome:
+    ledger = ledger_snap.to_dict() if ledger_snap.exists else None
+    decision = decide(ledger, change)
+    if not decision.apply:
+        return Outcome("ignored", decision.reason)
+    at = now()
+    if change.action == "upsert":
+        version = change.version.to_record()
+        batch.set(target, {**change.record, "version": version, "syncedAt": at})
+        entry = {"version": version, "deleted": False}
+    else:
+        batch.delete(target)
+        entry = {"version": (ledger or {}).get("version"), "deleted": True, "deletedAt": at}
+    # The ledger is guarded, not the membership: every change of this membership passes here.
+    _replace(db, batch, ledger_snap.reference, ledger_snap, entry)
+    return Outcome("processed")
 
 
-def _finish_quietly(ref, status: str, error: str) -> None:
-    """Best effort: when storage is down this fails too, and the claim's lease expires."""
-    with contextlib.suppress(Exception):  # the original error is what the caller reports
-        _finish(ref, status, error)
+def _replace(db, batch, ref, snap, record: dict[str, Any]) -> None:
+    """Write the whole document, only if it is still as it was read."""
+    if not snap.exists:
+        batch.create(ref, record)
+        return
+    from google.cloud import firestore
+
+    dropped = {key: firestore.DELETE_FIELD for key in snap.to_dict() if key not in record}
+    option = db.write_option(last_update_time=snap.update_time)
+    batch.update(ref, {**record, **dropped}, option=option)
+
+
+def _stage_delivery(db, batch, ref, seen, event_type, outcome, received: dt.datetime) -> None:
+    """The delivery's outcome, committed with the change it describes."""
+    if seen.exists:  # a failed attempt, retried: take it over unless someone else just did
+        attempts = int(seen.get("attempts") or 1) + 1
+        record = _delivery_record(event_type, outcome.status, outcome.reason, attempts, received)
+        batch.update(ref, record, option=db.write_option(last_update_time=seen.update_time))
+    else:
+        record = _delivery_record(event_type, outcome.status, outcome.reason, 1, received)
+        batch.create(ref, record)
+
+
+def _delivery_record(
+    event_type: str, status: str, error: str, attempts: int, received: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "type": event_type,
+        "status": status,
+        "error": error or None,
+        "attempts": attempts,
+        "receivedAt": received,
+        "finishedAt": now(),
+        "expireAt": received + DELIVERY_RETENTION,
+    }
