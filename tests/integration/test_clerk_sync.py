@@ -288,3 +288,21 @@ def test_deleting_a_user_or_organization_deletes_the_sources_it_owns(clean, base
     # a source it has not cached yet is refused at once.
     assert partner.send(personal["url"], personal["secret"]).status_code == 404
     assert partner.send(kept["url"], kept["secret"]).status_code == 202
+
+
+def test_concurrent_events_of_one_user_converge_to_the_newest(base, secret, db):
+    updates = [
+        clerk.event("user.updated", clerk.user("user_race", 100 + n, username=f"v{n}"))
+        for n in range(12)
+    ]
+
+    def deliver(envelope):
+        return clerk.post(base, secret, envelope).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(deliver, reversed(updates)))
+    assert codes == [200] * 12
+    stored = db.collection("users").document("user_race").get().to_dict()
+    assert stored["username"] == "v11" and stored["updatedAt"] == 111
+    outcomes = [d.get("status") for d in db.collection("deliveries").stream()]
+    assert len(outcomes) == 12 and set(outcomes) <= {"processed", "ignored"}
