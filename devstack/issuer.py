@@ -7,13 +7,12 @@ cannot attach, are all signed with this key.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devstack.loopback import LoopbackServer, QuietHandler
 from services.common.auth import public_jwks, sign_local_token
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -37,14 +36,14 @@ def ensure_key(path: Path) -> bytes:
     return path.read_bytes()
 
 
-class Issuer:
+class Issuer(LoopbackServer):
     """Serves the JWKS of one key; its base URL is the issuer (``iss``)."""
 
     def __init__(self, key_pem: bytes, port: int = 0) -> None:
         self.key_pem = key_pem
         body = json.dumps(public_jwks(key_pem)).encode()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self.path.split("?")[0] in (JWKS_PATH, "/health"):
                     payload = body if self.path.startswith(JWKS_PATH) else b'{"status":"ok"}'
@@ -56,21 +55,8 @@ class Issuer:
                 else:
                     self.send_error(404)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        super().__init__(Handler, port)
         self.jwks_url = self.url + JWKS_PATH
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> Issuer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def task_token(self, audience: str = TASKS_AUDIENCE, email: str = TASKS_SERVICE_ACCOUNT) -> str:
         """An OIDC token shaped like the ones Cloud Tasks and Cloud Scheduler attach."""

@@ -6,8 +6,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from devstack.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -18,7 +19,7 @@ class ReceivedTask:
     arrived: float = field(default_factory=time.time)
 
 
-class TaskReceiver:
+class TaskReceiver(LoopbackServer):
     """Records every HTTP task the tasks emulator dispatches and answers 200."""
 
     def __init__(self) -> None:
@@ -26,7 +27,7 @@ class TaskReceiver:
         self._lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
@@ -38,19 +39,7 @@ class TaskReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def start(self) -> TaskReceiver:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
     def clear(self) -> None:
         with self._lock:
@@ -69,7 +58,7 @@ class ClerkRequest:
     status: int
 
 
-class FakeClerkAPI:
+class FakeClerkAPI(LoopbackServer):
     """Clerk's Backend API list endpoints, as documented (https://clerk.com/docs/reference/backend-api).
 
     ``GET /v1/users`` answers a bare array and ``/v1/users/count`` ``{object, total_count}``;
@@ -92,7 +81,7 @@ class FakeClerkAPI:
         self._lock = threading.Lock()
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 status, body, headers = api._answer(self.path, self.headers.get("Authorization"))
                 raw = json.dumps(body).encode()
@@ -104,19 +93,7 @@ class FakeClerkAPI:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def start(self) -> FakeClerkAPI:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
     def throttle_once(self, path: str, offset: int, retry_after: int = 1) -> None:
         """The next request for this page answers 429 with ``Retry-After``."""

@@ -105,38 +105,27 @@ def _object_refs(db, change: Change) -> list:
 def _stage(db, batch, change: Change, read: dict[str, Any]) -> Outcome:
     """Decide with the pure rules and add the guarded writes to ``batch``."""
     target, *ledger = _object_refs(db, change)
-    snap = read[target.path]
-    if ledger:
-        return _stage_membership(db, batch, change, target, read[ledger[0].path])
-    stored = snap.to_dict() if snap.exists else None
+    guard = read[(ledger[0] if ledger else target).path]  # the document carrying the version
+    stored = guard.to_dict() if guard.exists else None
     decision = decide(stored, change)
     if not decision.apply:
         return Outcome("ignored", decision.reason)
     at = now()
-    if change.action == "upsert":
+    upsert = change.action == "upsert"
+    if upsert:
         record = {**change.record, "version": change.version.to_record(), "syncedAt": at}
     else:
         # Tombstone: every personal field removed, terminal (Clerk never reuses ids).
         record = {"id": change.doc_id, "deleted": True, "deletedAt": at}
-    _replace(db, batch, target, snap, record)
-    return Outcome("processed")
-
-
-def _stage_membership(db, batch, change: Change, target, ledger_snap) -> Outcome:
-    ledger = ledger_snap.to_dict() if ledger_snap.exists else None
-    decision = decide(ledger, change)
-    if not decision.apply:
-        return Outcome("ignored", decision.reason)
-    at = now()
-    if change.action == "upsert":
-        version = change.version.to_record()
-        batch.set(target, {**change.record, "version": version, "syncedAt": at})
-        entry = {"version": version, "deleted": False}
-    else:
-        batch.delete(target)
-        entry = {"version": (ledger or {}).get("version"), "deleted": True, "deletedAt": at}
-    # The ledger is guarded, not the membership: every change of this membership passes here.
-    _replace(db, batch, ledger_snap.reference, ledger_snap, entry)
+    if ledger:
+        # A membership is removed on delete; its guarded ledger keeps the version and tombstone.
+        if upsert:
+            batch.set(target, record)
+            record = {"version": record["version"], "deleted": False}
+        else:
+            batch.delete(target)
+            record = {**record, "version": (stored or {}).get("version")}
+    _replace(db, batch, guard.reference, guard, record)
     return Outcome("processed")
 
 
