@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Request, Response
 
-from services.common import context, logs, store
+from services.common import context, logs, store, strict_json
 from services.common.errors import (
     BadRequest,
     InletError,
@@ -72,10 +72,7 @@ def json_body(request: Request, limit: int = 64 * 1024) -> dict[str, Any]:
     raw = read_body(request, limit)
     if not raw.strip():
         return {}
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body is not valid JSON") from None
+    value = strict_json.parse(raw)
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object")
     return value

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from flask import Request
 
-from services.common import source_store, store
+from services.common import source_store, store, strict_json
 from services.common.errors import Conflict, NotFound, Unauthorized, UnsupportedMediaType
 from services.common.http import read_body
-from services.ingest import payload, signature
+from services.ingest import signature
 from services.ingest.keys import KeyCache
 
 MAX_BODY = 256 * 1024
@@ -42,7 +42,7 @@ def receive(request: Request, source_id: str, keys: KeyCache) -> Stored:
             key_id = signature.matching_key(signed, body, fresher.active_keys())
         if key_id is None:
             raise Unauthorized("no signature matches", code="invalid_signature")
-    payload.parse_strict(body)  # 7: 400
+    strict_json.parse(body)  # 7: 400
     return store_event(source_id, signed, body, key_id)  # 8: 200 duplicate, 9: 202
 
 

@@ -374,12 +374,14 @@ def test_json_body_must_be_an_object(data):
     assert response.get_json()["error"]["message"] == "body must be a JSON object"
 
 
-@pytest.mark.parametrize("data", [b"{", b"{'a': 1}", b'{"a": "\xff"}', b"\xff\xfe"])
-def test_json_body_that_is_not_json_is_a_bad_request(data):
+@pytest.mark.parametrize(
+    "data", [b"{", b"{'a': 1}", b'{"a": "\xff"}', b"\xff\xfe", b'{"retention": NaN}']
+)
+def test_json_body_that_is_not_strict_json_is_a_bad_request(data):
     response = call("/v1/things", method="POST", data=data)
 
     assert response.status_code == 400
-    assert response.get_json()["error"]["code"] == "bad_request"
+    assert response.get_json()["error"]["code"] == "invalid_json"
 
 
 def test_json_body_over_its_limit_is_refused():

@@ -1,4 +1,4 @@
-"""Strict JSON for event bodies (SPEC section 2, step 7). Pure."""
+"""Strict JSON for every body the services parse (SPEC section 2, step 7). Pure."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _refuse_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
-def parse_strict(body: bytes) -> Any:
+def parse(body: bytes) -> Any:
     """Strict RFC 8259 JSON: UTF-8, no NaN/Infinity, nesting depth at most 64."""
     try:
         text = body.decode("utf-8")

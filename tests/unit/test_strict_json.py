@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.common.errors import BadRequest
-from services.ingest.payload import MAX_DEPTH, depth, parse_strict
+from services.common.strict_json import MAX_DEPTH, depth
+from services.common.strict_json import parse as parse_strict
 
 
 def nested_arrays(levels: int) -> bytes:
