@@ -50,13 +50,24 @@ class KeyCache:
         self._keyring = keyring
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
 
     def get(self, source_id: str) -> Entry:
         if not source_store.is_source_id(source_id):
             return _UNKNOWN
         entry = self._entries.get(source_id)
-        if entry is None or time.monotonic() - entry.loaded_at > TTL_S:
-            entry = self._load(source_id, entry)
+        if entry is not None and time.monotonic() - entry.loaded_at <= TTL_S:
+            return entry
+        # One load per source at a time: a burst on a cold or expired entry waits for it
+        # instead of reading (and decrypting, and auditing) once per request.
+        with self._lock:
+            loading = self._loading.setdefault(source_id, threading.Lock())
+        with loading:
+            entry = self._entries.get(source_id)
+            if entry is None or time.monotonic() - entry.loaded_at > TTL_S:
+                entry = self._load(source_id, entry)
+        with self._lock:
+            self._loading.pop(source_id, None)
         return entry
 
     def reload_after_mismatch(self, source_id: str, entry: Entry) -> Entry | None:

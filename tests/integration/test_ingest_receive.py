@@ -303,3 +303,15 @@ def test_error_bodies_are_json(url):
     )
     assert answer.headers["Content-Type"].startswith("application/json")
     assert json.loads(answer.text)["error"]["code"] == "invalid_signature_header"
+
+
+def test_a_burst_on_a_cold_cache_loads_and_decrypts_the_keys_once(url, source, db):
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda n: partner.send(url, source["secret"]).status_code, range(16)))
+    assert codes == [202] * 16
+    decrypted = [
+        d.to_dict()
+        for d in db.collection("audit").stream()
+        if d.get("action") == "secret.decrypted" and d.get("sourceId") == source["id"]
+    ]
+    assert len(decrypted) == 1 and decrypted[0]["actor"] == "ingest"
