@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Request, Response
+from werkzeug.exceptions import ClientDisconnected
 
 from services.common import context, logs, store, strict_json
 from services.common.errors import (
@@ -61,9 +62,14 @@ def read_body(request: Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    body = request.stream.read(limit + 1)
+    try:
+        body = request.stream.read(limit + 1)
+    except ClientDisconnected:
+        raise BadRequest("the body ended before its announced length") from None
     if len(body) > limit:
         raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    if length is not None and len(body) != length:
+        raise BadRequest("the body ended before its announced length")
     return body
 
 

@@ -315,3 +315,22 @@ def test_a_burst_on_a_cold_cache_loads_and_decrypts_the_keys_once(url, source, d
         if d.get("action") == "secret.decrypted" and d.get("sourceId") == source["id"]
     ]
     assert len(decrypted) == 1 and decrypted[0]["actor"] == "ingest"
+
+
+def test_a_body_shorter_than_its_content_length_is_400(url, source):
+    import socket
+    from urllib.parse import urlsplit
+
+    target = urlsplit(url)
+    body = b'{"a": 1}'
+    hdrs = partner.headers(source["secret"], body)
+    head = "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+    request = (
+        f"POST {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\n{head}"
+        f"Content-Length: {len(body) + 100}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((target.hostname, target.port), timeout=10) as conn:
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)  # the client stops sending: the body is cut short
+        answer = conn.recv(4096).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 400"), answer[:80]
