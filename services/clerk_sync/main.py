@@ -10,7 +10,7 @@ from flask import Request, Response
 
 from services.clerk_sync import sync, verify
 from services.clerk_sync.events import MalformedEvent, change_from_event
-from services.common.config import Env, FirestoreSettings
+from services.common.config import Env, FirestoreSettings, load_or_exit
 from services.common.errors import BadRequest
 from services.common.http import App, json_response, read_body, route
 
@@ -28,7 +28,7 @@ class Settings:
         return cls(FirestoreSettings.from_env(env), env.str("CLERK_WEBHOOK_SECRET"))
 
 
-settings = Settings.from_env()
+settings = load_or_exit("clerk-sync", Settings.from_env)
 
 
 @functools.cache

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class ConfigError(RuntimeError):
     """A required variable is missing or malformed; the message names it."""
+
+
+def load_or_exit(service: str, factory: Callable[[], T]) -> T:
+    """Build a service's settings at start-up, or stop it with one line naming the problem."""
+    try:
+        return factory()
+    except ConfigError as err:
+        print(f"{service}: configuration error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 class Env:

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from flask import Request, Response
 
 from services.common import auth, outbox
-from services.common.config import ClerkAuthSettings, Env, FirestoreSettings, TaskSettings
+from services.common.config import (
+    ClerkAuthSettings,
+    Env,
+    FirestoreSettings,
+    TaskSettings,
+    load_or_exit,
+)
 from services.common.crypto import Keyring
 from services.common.errors import BadRequest
 from services.common.http import App, json_body, json_response, route
@@ -37,7 +43,7 @@ class Settings:
         )
 
 
-settings = Settings.from_env()
+settings = load_or_exit("ingest", Settings.from_env)
 keys = KeyCache(settings.keyring)
 
 

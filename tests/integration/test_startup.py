@@ -15,4 +15,5 @@ def test_a_missing_variable_stops_the_service_with_its_name(stack, tmp_path, ser
     env = {**stack.service_env(), missing: ""}
     with pytest.raises(StackError) as failure:
         start_service(service, free_port(), env, tmp_path)
-    assert f"ConfigError: {missing} is required" in str(failure.value)
+    assert f"{service}: configuration error: {missing} is required" in str(failure.value)
+    assert "Traceback" not in str(failure.value)
