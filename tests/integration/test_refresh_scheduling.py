@@ -120,3 +120,18 @@ def test_retention_keeps_the_newest_events(clean, tenant, db):
     events = db.collection("sources").document(small["id"]).collection("events").stream()
     kept = sorted(json.loads(e.get("body"))["n"] for e in events)
     assert kept == [3, 4, 5, 6, 7]
+
+
+def test_a_served_refresh_completes_its_markers_and_only_those(clean, task_receiver, tenant, db):
+    """The consumer's side of the outbox, which the query service's refresh handler calls."""
+    from services.common import outbox
+
+    first, other = tenant.create("First").json(), tenant.create("Other").json()
+    partner.send(first["url"], first["secret"])
+    partner.send(other["url"], other["secret"])
+    served_at = dt.datetime.now(dt.UTC)
+    time.sleep(1.1)  # a new window: this event's marker is newer than the refresh
+    partner.send(first["url"], first["secret"])
+    assert outbox.complete(first["id"], served_at) == 1
+    left = sorted(m.get("sourceId") for m in db.collection("refresh_pending").stream())
+    assert left == sorted([first["id"], other["id"]])
