@@ -14,13 +14,17 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
 from flask import Request
 
 from services.common.config import ClerkAuthSettings, TaskSettings
 from services.common.errors import InletError, Unauthorized
+
+if TYPE_CHECKING:
+    import jwt
+
+# PyJWT and its cryptography backend are imported on first use, not at start-up (cold start).
 
 LEEWAY_S = 60
 _GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
@@ -60,6 +64,8 @@ _jwks_clients: dict[str, jwt.PyJWKClient] = {}
 
 
 def _jwks(url: str) -> jwt.PyJWKClient:
+    import jwt
+
     with _jwks_lock:
         found = _jwks_clients.get(url)
         if found is None:
@@ -77,6 +83,8 @@ def bearer_token(request: Request) -> str:
 
 
 def _decode(token: str, jwks_url: str, **options: Any) -> dict[str, Any]:
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != "RS256":
@@ -142,6 +150,7 @@ def key_id(public_jwk: dict[str, Any]) -> str:
 def _signing_key(private_key_pem: bytes) -> tuple[Any, dict[str, Any]]:
     """The loaded key and its public JWK, once per key: loading a PEM checks the RSA key,
     which costs milliseconds, too much for every task a busy instance enqueues."""
+    import jwt
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     private = load_pem_private_key(private_key_pem, password=None)
@@ -156,6 +165,8 @@ def public_jwks(private_key_pem: bytes) -> dict[str, Any]:
 
 def sign_local_token(private_key_pem: bytes, claims: dict[str, Any], ttl_s: int = 3600) -> str:
     """An RS256 token from the development issuer with ``iat``/``nbf``/``exp`` filled in."""
+    import jwt
+
     private, jwk = _signing_key(private_key_pem)
     now = int(time.time())
     body = {"iat": now, "nbf": now, "exp": now + ttl_s, "jti": uuid.uuid4().hex, **claims}

@@ -11,8 +11,6 @@ import binascii
 import os
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from services.common.config import ConfigError
 
 
@@ -56,11 +54,15 @@ class Keyring:
         return cls(keys)
 
     def seal(self, plaintext: bytes, associated: bytes) -> Sealed:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         nonce = os.urandom(12)
         cipher = AESGCM(self._keys[self.current_id])
         return Sealed(self.current_id, nonce, cipher.encrypt(nonce, plaintext, associated))
 
     def open(self, sealed: Sealed, associated: bytes) -> bytes:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         key = self._keys.get(sealed.kek_id)
         if key is None:
             raise KeyError(f"key-encryption key {sealed.kek_id!r} is not configured")

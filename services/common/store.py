@@ -15,8 +15,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-import grpc
-
 from services.common import context
 from services.common.config import FirestoreSettings
 from services.common.errors import StorageUnavailable
@@ -30,71 +28,78 @@ RPC_DEADLINE_S = 5.0
 REQUEST_STORAGE_BUDGET_S = 10.0
 
 
-class _CallDetails(
-    collections.namedtuple(
-        "_CallDetails",
-        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
-    ),
-    grpc.ClientCallDetails,
-):
-    pass
+def _bounded_timeout(timeout: float | None) -> float:
+    """Count one RPC against the current request and cap its deadline to what is left."""
+    bounded = RPC_DEADLINE_S if timeout is None else min(timeout, RPC_DEADLINE_S)
+    ctx = context.current()
+    if ctx is not None:
+        ctx.firestore_ops += 1
+        if ctx.storage_deadline is not None:
+            remaining = ctx.storage_deadline - time.monotonic()
+            if remaining <= 0:
+                # Not a gRPC error on purpose: the client's retry loop must not swallow it.
+                raise StorageUnavailable()
+            bounded = min(bounded, remaining)
+    return bounded
 
 
-class _BoundedCounting(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Counts each RPC against the current request and caps its deadline."""
-
-    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        timeout = (
-            RPC_DEADLINE_S if details.timeout is None else min(details.timeout, RPC_DEADLINE_S)
-        )
-        ctx = context.current()
-        if ctx is not None:
-            ctx.firestore_ops += 1
-            if ctx.storage_deadline is not None:
-                remaining = ctx.storage_deadline - time.monotonic()
-                if remaining <= 0:
-                    # Not a gRPC error on purpose: the client's retry loop must not swallow it.
-                    raise StorageUnavailable()
-                timeout = min(timeout, remaining)
-        return _CallDetails(
-            details.method,
-            timeout,
-            details.metadata,
-            details.credentials,
-            getattr(details, "wait_for_ready", None),
-            getattr(details, "compression", None),
-        )
-
-    def intercept_unary_unary(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_unary_stream(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
-
-
-_INTERCEPTOR = _BoundedCounting()
 _lock = threading.Lock()
 _client: firestore.Client | None = None
 
 
 def _client_class():
-    """A Firestore client whose channel carries the interceptor, emulator or not."""
+    """A Firestore client whose channel carries the interceptor, emulator or not.
+
+    Built on first use: grpc and the Firestore client are the heaviest imports of a service,
+    and a cold start should not pay for them before the first request needs them.
+    """
+    import grpc
     from google.cloud import firestore
     from google.cloud.firestore_v1.services.firestore.transports.grpc import (
         FirestoreGrpcTransport,
     )
 
-    class _Transport(FirestoreGrpcTransport):
+    class CallDetails(
+        collections.namedtuple(
+            "CallDetails",
+            ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+        ),
+        grpc.ClientCallDetails,
+    ):
+        pass
+
+    class BoundedCounting(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+        """Counts each RPC against the current request and caps its deadline."""
+
+        def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+            return CallDetails(
+                details.method,
+                _bounded_timeout(details.timeout),
+                details.metadata,
+                details.credentials,
+                getattr(details, "wait_for_ready", None),
+                getattr(details, "compression", None),
+            )
+
+        def intercept_unary_unary(self, continuation, client_call_details, request):
+            return continuation(self._details(client_call_details), request)
+
+        def intercept_unary_stream(self, continuation, client_call_details, request):
+            return continuation(self._details(client_call_details), request)
+
+    interceptor = BoundedCounting()
+
+    class Transport(FirestoreGrpcTransport):
         @classmethod
         def create_channel(cls, *args, **kwargs):
-            return grpc.intercept_channel(super().create_channel(*args, **kwargs), _INTERCEPTOR)
+            return grpc.intercept_channel(super().create_channel(*args, **kwargs), interceptor)
 
     class Client(firestore.Client):
         def _emulator_channel(self, transport):
-            return grpc.intercept_channel(super()._emulator_channel(transport), _INTERCEPTOR)
+            return grpc.intercept_channel(super()._emulator_channel(transport), interceptor)
 
         def _firestore_api_helper(self, transport, client_class, client_module):
-            return super()._firestore_api_helper(_Transport, client_class, client_module)
+            return super()._firestore_api_helper(Transport, client_class, client_module)
 
     return Client
 
@@ -120,6 +125,7 @@ def retry():
 
 def storage_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "Firestore is unavailable right now" (answered 503)."""
+    import grpc
     from google.api_core import exceptions as gexc
 
     return (
