@@ -321,7 +321,11 @@ def _apply(collection: str, item: Any) -> str:
         object_id = item.get("id") if isinstance(item, dict) else None
         tqdm.write(f"skipped a malformed {collection} object {object_id!r}: {err}", file=sys.stderr)
         return "malformed"
-    outcome = sync.apply_change(change)
+    try:
+        outcome = sync.apply_change(change)
+    except sync.Unstorable as err:
+        tqdm.write(f"skipped a {collection} object Firestore refuses: {err}", file=sys.stderr)
+        return "unstorable"
     return "applied" if outcome.status == "processed" else outcome.reason
 
 

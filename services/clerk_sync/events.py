@@ -6,10 +6,11 @@ Event shapes: https://clerk.com/docs/webhooks/overview (``{data, object, type, t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.common.store import is_document_id
+from services.common.store import is_document_id, is_storable
 
 USERS = "users"
 ORGANIZATIONS = "organizations"
@@ -119,7 +120,7 @@ def user_record(data: dict[str, Any]) -> dict[str, Any]:
         "displayName": display_name(first, last, username, email),
         "username": username,
         "imageUrl": _text(data.get("image_url")) or _text(data.get("profile_image_url")),
-        "publicMetadata": _mapping(data.get("public_metadata")),
+        **_metadata(data.get("public_metadata")),
         "createdAt": _int(data.get("created_at"), None),
         "updatedAt": _int(data.get("updated_at"), None),
         "deleted": False,
@@ -132,7 +133,7 @@ def organization_record(data: dict[str, Any]) -> dict[str, Any]:
         "name": _text(data.get("name")),
         "slug": _text(data.get("slug")),
         "imageUrl": _text(data.get("image_url")) or _text(data.get("logo_url")),
-        "publicMetadata": _mapping(data.get("public_metadata")),
+        **_metadata(data.get("public_metadata")),
         "createdAt": _int(data.get("created_at"), None),
         "updatedAt": _int(data.get("updated_at"), None),
         "deleted": False,
@@ -150,7 +151,7 @@ def membership_record(data: dict[str, Any]) -> dict[str, Any]:
         "orgId": org_id,
         "userId": user_id,
         "role": _text(data.get("role")),
-        "publicMetadata": _mapping(data.get("public_metadata")),
+        **_metadata(data.get("public_metadata")),
         "createdAt": _int(data.get("created_at"), None),
         "updatedAt": _int(data.get("updated_at"), None),
     }
@@ -201,8 +202,13 @@ def _text(value: Any) -> str | None:
     return None if not value or value.lower() in ("none", "null", "undefined") else value
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _metadata(value: Any) -> dict[str, Any]:
+    """Public metadata as a Firestore map; what Firestore cannot hold (arrays of arrays, maps
+    nested past 20 levels, 64-bit overflow) is kept whole as JSON text instead."""
+    metadata = value if isinstance(value, dict) else {}
+    if is_storable(metadata):
+        return {"publicMetadata": metadata}
+    return {"publicMetadata": None, "publicMetadataJson": json.dumps(metadata)}
 
 
 def _int(value: Any, default: int | None) -> int | None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
-import json
 from dataclasses import dataclass
 
 from flask import Request, Response
 
 from services.clerk_sync import sync, verify
 from services.clerk_sync.events import MalformedEvent, change_from_event
-from services.common.config import Env, FirestoreSettings, load_or_exit
+from services.common import strict_json
+from services.common.config import ConfigError, Env, FirestoreSettings, load_or_exit
 from services.common.errors import BadRequest
 from services.common.http import App, json_response, read_body, route
 
@@ -25,7 +27,18 @@ class Settings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
         env = env or Env()
-        return cls(FirestoreSettings.from_env(env), env.str("CLERK_WEBHOOK_SECRET"))
+        secret = env.str("CLERK_WEBHOOK_SECRET")
+        if not _is_webhook_secret(secret):
+            raise ConfigError("CLERK_WEBHOOK_SECRET must be whsec_<base64>, as Clerk shows it")
+        return cls(FirestoreSettings.from_env(env), secret)
+
+
+def _is_webhook_secret(secret: str) -> bool:
+    """The shape svix accepts, checked at start-up rather than on the first delivery."""
+    try:
+        return bool(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
+    except (binascii.Error, ValueError):
+        return False
 
 
 settings = load_or_exit("clerk-sync", Settings.from_env)
@@ -45,13 +58,17 @@ def receive(request: Request) -> Response:
     svix_id = headers["svix-id"]
     envelope = None
     try:
-        envelope = json.loads(body)
+        envelope = strict_json.parse(body)
         change = change_from_event(envelope)
-    except (ValueError, MalformedEvent) as err:
+    except (BadRequest, MalformedEvent) as err:
         event_type = envelope.get("type") if isinstance(envelope, dict) else None
         sync.record_failure(svix_id, str(event_type or "unknown"), type(err).__name__)
         raise BadRequest("payload is not a Clerk event", code="malformed_event") from None
-    outcome = sync.deliver(svix_id, envelope["type"], change, actor=f"clerk:{envelope['type']}")
+    try:
+        outcome = sync.deliver(svix_id, envelope["type"], change, f"clerk:{envelope['type']}")
+    except sync.Unstorable:
+        sync.record_failure(svix_id, envelope["type"], "Unstorable")
+        raise BadRequest("the event's object cannot be stored", code="unstorable") from None
     body = {"status": outcome.status, "reason": outcome.reason or None}
     return json_response(200, {**body, "duplicate": outcome.duplicate})
 

@@ -34,6 +34,10 @@ FINAL = ("processed", "ignored")
 MAX_ROUNDS = 10  # reads and commits before a contended delivery answers 503 (Svix retries)
 
 
+class Unstorable(Exception):
+    """Firestore refuses the object as it is (a permanent condition: retrying cannot help)."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: str  # processed | ignored
@@ -92,6 +96,8 @@ def _settle(change: Change | None, delivery, event_type: str, actor: str) -> Out
             return outcome
         except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
             continue  # something that was read has changed: read again, decide again
+        except (gexc.InvalidArgument, UnicodeEncodeError) as err:
+            raise Unstorable(type(err).__name__) from None
     raise StorageUnavailable("the object is being changed concurrently, retry")
 
 

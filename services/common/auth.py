@@ -106,7 +106,7 @@ def verify_session(request: Request, settings: ClerkAuthSettings) -> Principal:
         options={"require": ["exp", "sub", "iss"], "verify_aud": False},
     )
     azp = claims.get("azp")
-    if azp is not None and settings.authorized_parties and azp not in settings.authorized_parties:
+    if azp is not None and azp not in settings.authorized_parties:
         raise Unauthorized("token was issued for another party")
     org = claims.get("o") if isinstance(claims.get("o"), dict) else None
     org_id = (org or {}).get("id") or claims.get("org_id")

@@ -83,10 +83,15 @@ class ClerkAuthSettings:
     def from_env(cls, env: Env | None = None) -> ClerkAuthSettings:
         env = env or Env()
         issuer = env.str("CLERK_ISSUER").rstrip("/")
+        parties = env.list("CLERK_AUTHORIZED_PARTIES")
+        if not parties:
+            # Browser tokens carry the page's origin in ``azp``; without a list, any site's
+            # token would pass (SPEC section 4).
+            raise ConfigError("CLERK_AUTHORIZED_PARTIES is required but not set")
         return cls(
             issuer=issuer,
             jwks_url=env.str("CLERK_JWKS_URL", f"{issuer}/.well-known/jwks.json"),
-            authorized_parties=env.list("CLERK_AUTHORIZED_PARTIES"),
+            authorized_parties=parties,
         )
 
 

@@ -45,8 +45,13 @@ INDEX_EXEMPTIONS = (
 )
 
 COMPOSITE_INDEXES = (
+    # The sweep: refresh markers never enqueued, oldest first.
+    CompositeIndex("refresh_pending", (("enqueuedAt", "ASCENDING"), ("createdAt", "ASCENDING"))),
     # GET /v1/sources: the caller's live sources, paged by id.
     CompositeIndex("sources", (("owner", "ASCENDING"), ("deleted", "ASCENDING"))),
-    # The sweep: deleted sources not purged yet.
-    CompositeIndex("sources", (("deleted", "ASCENDING"), ("purgedAt", "ASCENDING"))),
+    # The sweep: deleted sources not purged yet, deleted over a minute ago.
+    CompositeIndex(
+        "sources",
+        (("deleted", "ASCENDING"), ("purgedAt", "ASCENDING"), ("deletedAt", "ASCENDING")),
+    ),
 )

@@ -65,19 +65,22 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
             },
             retry=store.retry(),
         )
+        marked = True
     except gexc.AlreadyExists:
         return  # another instance owns this bucket
     except store.storage_errors() as err:
-        # The event is stored already; let the next event of this window try again.
-        with _recent_lock:
-            _recent.pop(key, None)
+        marked = False  # the task name is deterministic: enqueueing without the marker is safe
         logs.warning(
             "refresh marker not written", sourceId=source_id, error_type=type(err).__name__
         )
-        return
     run_at = dt.datetime.fromtimestamp((bucket + 1) * BUCKET_S, dt.UTC)
-    if not _enqueue(settings, source_id, reason, task_id(source_id, reason, bucket), run_at):
-        _mark(marker, None)
+    if _enqueue(settings, source_id, reason, task_id(source_id, reason, bucket), run_at):
+        return
+    if marked:
+        _mark(marker, None)  # the sweep re-enqueues it after a minute
+    else:
+        with _recent_lock:  # neither marker nor task: the next event of this window retries
+            _recent.pop(key, None)
 
 
 def _enqueue(settings, source_id: str, reason: str, name: str, run_at: dt.datetime) -> bool:
@@ -99,40 +102,42 @@ def _mark(marker, enqueued_at: dt.datetime | None) -> None:
         marker.update({"enqueuedAt": enqueued_at}, retry=store.retry())
 
 
-def sweep(settings: TaskSettings, limit: int = 500) -> tuple[dict[str, int], set[str]]:
-    """Re-enqueue refreshes whose marker is old: never enqueued, or enqueued and never served.
+def sweep(settings: TaskSettings, limit: int = 200) -> tuple[dict[str, int], set[str]]:
+    """Re-enqueue the refreshes still owed: markers never enqueued (after a minute) and markers
+    enqueued but never served (after ten). One task per source and reason; stops at the first
+    enqueue failure, since Cloud Tasks is then down and the next sweep will try again.
 
-    Returns the counts and the ids of the sources that had old markers.
+    Returns the counts and the ids of the sources with markers older than a minute.
     """
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    db = store.client()
+    markers = store.client().collection(MARKERS)
     now = dt.datetime.now(dt.UTC)
-    stale = (
-        db.collection(MARKERS)
-        .where(filter=FieldFilter("createdAt", "<", now - SWEEP_AFTER))
-        .order_by("createdAt")
-        .limit(limit)
-    )
     counts = {"reenqueued": 0, "dropped": 0, "failed": 0}
     sources: set[str] = set()
-    for snap in stale.stream(retry=store.retry()):
-        marker = snap.to_dict()
-        sources.add(marker["sourceId"])
-        if marker["createdAt"] < now - GIVE_UP_AFTER:
-            snap.reference.delete()
+    old = markers.where(filter=FieldFilter("createdAt", "<", now - SWEEP_AFTER))
+    for snap in old.order_by("createdAt").limit(limit).stream(retry=store.retry()):
+        sources.add(snap.get("sourceId"))
+        if snap.get("createdAt") < now - GIVE_UP_AFTER:
+            snap.reference.delete(retry=store.retry())
             counts["dropped"] += 1
-            logs.warning("refresh marker dropped after a day", sourceId=marker["sourceId"])
-            continue
-        enqueued = marker.get("enqueuedAt")
-        if enqueued is not None and enqueued > now - REENQUEUE_AFTER:
-            continue
-        minute = int(now.timestamp()) // 60
-        name = task_id(marker["sourceId"], marker["reason"], marker["bucket"], f"-s{minute}")
-        ok = _enqueue(settings, marker["sourceId"], marker["reason"], name, now)
-        if ok:
+            logs.warning("refresh marker dropped after a day", sourceId=snap.get("sourceId"))
+    never = old.where(filter=FieldFilter("enqueuedAt", "==", None)).order_by("createdAt")
+    lost = markers.where(filter=FieldFilter("enqueuedAt", "<", now - REENQUEUE_AFTER))
+    owed: dict[tuple[str, str], list] = {}
+    for query in (never.limit(limit), lost.order_by("enqueuedAt").limit(limit)):
+        for snap in query.stream(retry=store.retry()):
+            if snap.get("createdAt") >= now - GIVE_UP_AFTER:
+                owed.setdefault((snap.get("sourceId"), snap.get("reason")), []).append(snap)
+    minute = int(now.timestamp()) // 60
+    for (source_id, reason), snaps in owed.items():
+        name = task_id(source_id, reason, snaps[0].get("bucket"), f"-s{minute}")
+        if not _enqueue(settings, source_id, reason, name, now):
+            counts["failed"] += 1
+            break
+        for snap in snaps:
             _mark(snap.reference, now)
-        counts["reenqueued" if ok else "failed"] += 1
+        counts["reenqueued"] += 1
     return counts, sources
 
 

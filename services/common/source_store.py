@@ -22,6 +22,8 @@ AUDIT = "audit"
 SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
+# Instances cache a source's keys for up to 30 s (ingest/keys.py); purge only after that.
+PURGE_AFTER = dt.timedelta(seconds=60)
 _SOURCE_ID = re.compile(r"^src_[0-9a-f]{20}$")
 
 
@@ -114,19 +116,13 @@ def purge(source_id: str, max_docs: int = 5000) -> bool:
 
 def trim(source_id: str, retention: int, max_docs: int = 5000) -> int:
     """Delete events beyond the ``retention`` newest, off the request path; returns how many."""
-    from google.cloud import firestore
-
     events = source_ref(source_id).collection(EVENTS)
     (count,) = events.count().get(retry=store.retry())[0]
     if count.value <= retention:
         return 0
-    newest_first = events.order_by("receivedAt", direction=firestore.Query.DESCENDING).order_by(
-        "__name__", direction=firestore.Query.DESCENDING
-    )
-    boundary = list(newest_first.offset(retention).limit(1).select(["receivedAt"]).stream())
-    if not boundary:
-        return 0
-    return _delete_matching(newest_first.start_at(boundary[0]), max_docs)
+    # The oldest first, as many as are over: no offset, whose skipped documents Firestore reads.
+    oldest_first = events.order_by("receivedAt").order_by("__name__")
+    return _delete_matching(oldest_first, min(count.value - retention, max_docs))
 
 
 def _delete_matching(query, budget: int) -> int:
@@ -146,7 +142,8 @@ def _delete_matching(query, budget: int) -> int:
 
 
 def pending_purges(limit: int = 20) -> list[str]:
-    """Deleted sources whose data has not been purged yet."""
+    """Deleted sources whose data has not been purged yet, once no instance can still hold
+    their keys in its cache (so no event can land after the purge)."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     query = (
@@ -154,6 +151,8 @@ def pending_purges(limit: int = 20) -> list[str]:
         .collection(SOURCES)
         .where(filter=FieldFilter("deleted", "==", True))
         .where(filter=FieldFilter("purgedAt", "==", None))
+        .where(filter=FieldFilter("deletedAt", "<", now() - PURGE_AFTER))
+        .order_by("deletedAt")
         .limit(limit)
     )
     return [snap.id for snap in query.stream(retry=store.retry())]

@@ -155,3 +155,34 @@ def is_document_id(value: object) -> bool:
         and value not in (".", "..")
         and not _RESERVED_ID.fullmatch(value)
     )
+
+
+MAX_VALUE_DEPTH = 20
+_INT64 = range(-(2**63), 2**63)
+
+
+def is_storable(value: object) -> bool:
+    """Whether Firestore accepts this JSON value as a field (maps nest at most 20 deep, arrays
+    never directly hold arrays, integers fit 64 bits, map keys are not reserved ``__x__``)."""
+    stack: list[tuple[object, int, bool]] = [(value, 0, False)]
+    while stack:
+        node, level, in_array = stack.pop()
+        if isinstance(node, bool) or node is None or isinstance(node, float | str):
+            continue
+        if isinstance(node, int):
+            if node not in _INT64:
+                return False
+            continue
+        if level >= MAX_VALUE_DEPTH:
+            return False
+        if isinstance(node, list):
+            if in_array:
+                return False
+            stack.extend((child, level + 1, True) for child in node)
+        elif isinstance(node, dict):
+            if any(not key or _RESERVED_ID.fullmatch(key) for key in node):
+                return False
+            stack.extend((child, level + 1, False) for child in node.values())
+        else:
+            return False
+    return True

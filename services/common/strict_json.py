@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from services.common.errors import BadRequest
@@ -14,16 +16,28 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 would read as Infinity
+        raise ValueError("number out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def parse(body: bytes) -> Any:
-    """Strict RFC 8259 JSON: UTF-8, no NaN/Infinity, nesting depth at most 64."""
+    """Strict JSON: UTF-8, no NaN/Infinity (nor numbers that overflow to it), no unpaired
+    surrogate escapes (I-JSON, RFC 7493: they cannot be stored or re-encoded), nesting depth at
+    most 64."""
     try:
         text = body.decode("utf-8")
         value, end = _DECODER.raw_decode(text, _skip_space(text, 0))
         if _skip_space(text, end) != len(text):
             raise ValueError("trailing data")
+        if _SURROGATE_ESCAPE.search(text):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
     except (ValueError, RecursionError):
         raise BadRequest("body is not strict JSON", code="invalid_json") from None
     if depth(value) > MAX_DEPTH:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flask import Request, Response
@@ -48,14 +49,20 @@ keys = KeyCache(settings.keyring)
 
 
 def _base_url(request: Request) -> str:
-    return settings.public_url or request.host_url
+    """``INGEST_PUBLIC_URL``, else this request's own origin as the client saw it (Cloud Run
+    terminates TLS in front of the container and says so in ``X-Forwarded-Proto``)."""
+    if settings.public_url:
+        return settings.public_url
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    return f"{scheme if scheme in ('http', 'https') else 'https'}://{request.host}"
 
 
 def inbound(request: Request, source_id: str) -> Response:
     stored = receive.receive(request, source_id, keys)
-    if not stored.duplicate:
-        # Before answering: Cloud Run throttles the CPU once the response is sent.
-        outbox.schedule_refresh(settings.tasks, source_id, "event")
+    # Before answering (Cloud Run throttles the CPU once the response is sent), and for
+    # duplicates too: the first attempt may have stored the event and died before this line.
+    # Within a window this costs nothing after the first event.
+    outbox.schedule_refresh(settings.tasks, source_id, "event")
     status = 200 if stored.duplicate else 202
     return json_response(status, {"id": stored.event_id, "duplicate": stored.duplicate})
 
@@ -69,7 +76,7 @@ def create_source(request: Request) -> Response:
 def list_sources(request: Request) -> Response:
     principal = auth.verify_session(request, settings.clerk)
     limit = request.args.get("limit", str(sources.PAGE_SIZE))
-    if not limit.isdigit() or not 1 <= int(limit) <= sources.PAGE_SIZE:
+    if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= sources.PAGE_SIZE:
         raise BadRequest(f"limit must be an integer from 1 to {sources.PAGE_SIZE}")
     records, cursor = sources.list_owned(principal, request.args.get("cursor"), int(limit))
     items = [sources.view(r, _base_url(request)) for r in records]

@@ -91,6 +91,8 @@ def store_event(
         except gexc.AlreadyExists:
             pass
         seen = key_ref.get(retry=store.retry())
+        if seen.exists and seen.get("eventId") == event_id:
+            return Stored(event_id, duplicate=False)  # our commit landed; its retry did not
         if seen.exists and seen.get("expireAt") > now:
             return Stored(seen.get("eventId"), duplicate=True)
         if seen.exists:

@@ -25,7 +25,9 @@ MAX_SIGNATURES = 8
 # \Z, not $: "$" also matches before a trailing newline, which would let "key\n" through.
 _KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
 _HEX_SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}\Z")
-_UNIX_SECONDS = re.compile(r"^[0-9]{1,12}\Z")
+# No leading zeros: the signed bytes are the timestamp as sent, and must read back the same.
+_UNIX_SECONDS = re.compile(r"^(0|[1-9][0-9]{0,11})\Z")
+_STANDARD_SIGNATURE = re.compile(r"^v1,[A-Za-z0-9+/]{43}=\Z")  # base64 of an HMAC-SHA256
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
@@ -66,6 +68,14 @@ def parse_headers(headers: Mapping[str, str]) -> SignedRequest:
         if not _UNIX_SECONDS.match(standard["webhook-timestamp"]):
             raise InvalidSignatureHeader("webhook-timestamp must be unix seconds")
         timestamp = int(standard["webhook-timestamp"])
+        # Only well-formed entries reach the library, which would otherwise give up on the
+        # first malformed one even when a later entry matches.
+        entries = [
+            e for e in standard["webhook-signature"].split(" ") if _STANDARD_SIGNATURE.match(e)
+        ]
+        if not entries or len(entries) > MAX_SIGNATURES:
+            raise InvalidSignatureHeader("webhook-signature must hold v1,<base64> entries")
+        standard["webhook-signature"] = " ".join(entries)
         return SignedRequest("standard", timestamp, standard["webhook-id"], (), standard)
     raise InvalidSignatureHeader("missing Inlet-Signature (or Standard Webhooks) headers")
 

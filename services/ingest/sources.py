@@ -126,13 +126,15 @@ def rotate(
     """
     from google.api_core import exceptions as gexc
 
+    snap = owned(principal, source_id)  # someone else's source is a 404 before anything else
     _require_admin(principal)
     grace = body.get("graceSeconds", 0)
     if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE_S:
         raise BadRequest(f"graceSeconds must be an integer from 0 to {MAX_GRACE_S}")
     db = store.client()
-    for _ in range(5):
-        snap = owned(principal, source_id)
+    for attempt in range(5):
+        if attempt:
+            snap = owned(principal, source_id)
         now = dt.datetime.now(dt.UTC)
         secret = new_secret()
         keys = [_new_key(keyring, source_id, secret, now)]
@@ -159,8 +161,8 @@ def rotate(
 
 def delete(principal: Principal, source_id: str) -> bool:
     """Stop accepting events now; True when this call deleted it (False when repeated)."""
-    _require_admin(principal)
     owned(principal, source_id, allow_deleted=True)
+    _require_admin(principal)
     return source_store.mark_deleted(source_id, principal.user_id)
 
 

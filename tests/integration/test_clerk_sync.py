@@ -306,3 +306,24 @@ def test_concurrent_events_of_one_user_converge_to_the_newest(base, secret, db):
     assert stored["username"] == "v11" and stored["updatedAt"] == 111
     outcomes = [d.get("status") for d in db.collection("deliveries").stream()]
     assert len(outcomes) == 12 and set(outcomes) <= {"processed", "ignored"}
+
+
+def test_metadata_firestore_cannot_hold_is_kept_as_json_text(base, secret, db):
+    nested = {"matrix": [[1, 2], [3, 4]], "big": 2**70}
+    answer = clerk.post(
+        base, secret, clerk.event("user.created", clerk.user("user_1", 10, public_metadata=nested))
+    )
+    assert answer.status_code == 200, answer.text
+    stored = db.collection("users").document("user_1").get().to_dict()
+    assert stored["publicMetadata"] is None
+    assert json.loads(stored["publicMetadataJson"]) == nested
+
+
+@pytest.mark.parametrize(
+    "body", ['{"type": "user.created", "data": {"id": "\\ud800"}}', '{"a": 1e400}']
+)
+def test_signed_json_that_is_not_strict_is_400_and_recorded_failed(base, secret, db, body):
+    headers = clerk.signed_headers(secret, body)
+    answer = requests.post(f"{base}/webhooks/clerk", data=body, headers=headers, timeout=10)
+    assert answer.status_code == 400
+    assert deliveries(db)[headers["svix-id"]]["status"] == "failed"

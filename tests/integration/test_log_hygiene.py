@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 
 import requests
+from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from tests import clerk, partner
 
@@ -16,7 +19,9 @@ def service_log_lines(stack) -> list[str]:
     return lines
 
 
-def test_secrets_signatures_tokens_and_bodies_never_reach_the_logs(clean, tenant, ingest_url):
+def test_secrets_signatures_tokens_and_bodies_never_reach_the_logs(
+    clean, tenant, ingest_url, task_receiver
+):
     canary = "BODY-CANARY-7f3a"
     token = tenant.auth["Authorization"].removeprefix("Bearer ")
     source = tenant.create("Secrets").json()
@@ -30,6 +35,21 @@ def test_secrets_signatures_tokens_and_bodies_never_reach_the_logs(clean, tenant
         requests.post(source["url"], data=body, headers=hdrs, timeout=10)
     bad_json = partner.send(source["url"], rotated["secret"], body=f'{{"x": {canary}'.encode())
     assert bad_json.status_code == 400
+    now = dt.datetime.now(dt.UTC)
+    standard = StandardWebhook(rotated["secret"]).sign("msg_logs", now, json.dumps({"n": canary}))
+    forbidden.add(standard.split(",", 1)[1])
+    requests.post(
+        source["url"],
+        data=json.dumps({"n": canary}),
+        headers={
+            "Content-Type": "application/json",
+            "webhook-id": "msg_logs",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": standard,
+        },
+        timeout=10,
+    )
+    forbidden.add(clean.source_kek.split(":", 1)[1])  # the key-encryption key itself
 
     envelope = clerk.event("user.created", clerk.user("user_logs", 10, username=canary))
     body = json.dumps(envelope)
@@ -49,6 +69,14 @@ def test_secrets_signatures_tokens_and_bodies_never_reach_the_logs(clean, tenant
         timeout=10,
     )
 
+    deadline = time.monotonic() + 15
+    while True:  # the refresh task runs once its one-second window has closed
+        sent_tasks = [t for t in task_receiver.received() if t.body.get("sourceId") == source["id"]]
+        if sent_tasks or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert sent_tasks, "no refresh task reached the receiver"
+    forbidden |= {t.headers["Authorization"].removeprefix("Bearer ") for t in sent_tasks}
     lines = service_log_lines(clean)
     assert len(lines) > 10
     leaks = [(value[:12], line[:120]) for line in lines for value in forbidden if value in line]

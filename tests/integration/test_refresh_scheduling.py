@@ -62,14 +62,18 @@ def test_a_stored_event_enqueues_a_refresh_with_a_verifiable_token(clean, task_r
     assert claims["email"] == dev_issuer.TASKS_SERVICE_ACCOUNT
 
 
-def test_duplicates_and_refusals_enqueue_nothing(clean, task_receiver, source):
+def test_refusals_enqueue_nothing_and_a_duplicate_makes_sure_of_its_refresh(
+    clean, task_receiver, source
+):
     partner.send(source["url"], source["secret"], key="once")
     wait_for(lambda: tasks_for(task_receiver, source["id"]))
-    time.sleep(1.2)  # next bucket
-    partner.send(source["url"], source["secret"], key="once")  # duplicate
-    partner.send(source["url"], "whsec_wrong")  # refused
+    time.sleep(1.2)  # next window
+    assert partner.send(source["url"], "whsec_wrong").status_code == 401
     time.sleep(2.5)
     assert len(tasks_for(task_receiver, source["id"])) == 1
+    # The first attempt of a retried event may have died between storing and scheduling.
+    assert partner.send(source["url"], source["secret"], key="once").status_code == 200
+    assert wait_for(lambda: len(tasks_for(task_receiver, source["id"])) == 2)
 
 
 def test_a_burst_of_1000_events_is_coalesced_into_a_few_refreshes(clean, task_receiver, source, db):
@@ -135,3 +139,17 @@ def test_a_served_refresh_completes_its_markers_and_only_those(clean, task_recei
     assert outbox.complete(first["id"], served_at) == 1
     left = sorted(m.get("sourceId") for m in db.collection("refresh_pending").stream())
     assert left == sorted([first["id"], other["id"]])
+
+
+def test_a_refresh_enqueued_but_never_served_is_enqueued_again_after_ten_minutes(
+    clean, task_receiver, source, db
+):
+    partner.send(source["url"], source["secret"])
+    assert wait_for(lambda: tasks_for(task_receiver, source["id"]))
+    age_markers(db, minutes=2)
+    assert sweep(clean)["reenqueued"] == 0  # enqueued two minutes ago: give it time
+    for marker in db.collection("refresh_pending").stream():
+        marker.reference.update({"enqueuedAt": marker.get("enqueuedAt") - dt.timedelta(minutes=11)})
+    assert sweep(clean)["reenqueued"] == 1
+    assert wait_for(lambda: len(tasks_for(task_receiver, source["id"])) == 2)
+    assert sweep(clean)["reenqueued"] == 0  # marked as enqueued again

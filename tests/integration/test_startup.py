@@ -9,7 +9,12 @@ from devstack.processes import StackError, free_port, start_service
 
 @pytest.mark.parametrize(
     ("service", "missing"),
-    [("clerk-sync", "CLERK_WEBHOOK_SECRET"), ("ingest", "SOURCE_KEK"), ("ingest", "TASKS_QUEUE")],
+    [
+        ("clerk-sync", "CLERK_WEBHOOK_SECRET"),
+        ("ingest", "SOURCE_KEK"),
+        ("ingest", "TASKS_QUEUE"),
+        ("ingest", "CLERK_AUTHORIZED_PARTIES"),
+    ],
 )
 def test_a_missing_variable_stops_the_service_with_its_name(stack, tmp_path, service, missing):
     env = {**stack.service_env(), missing: ""}
@@ -17,3 +22,10 @@ def test_a_missing_variable_stops_the_service_with_its_name(stack, tmp_path, ser
         start_service(service, free_port(), env, tmp_path)
     assert f"{service}: configuration error: {missing} is required" in str(failure.value)
     assert "Traceback" not in str(failure.value)
+
+
+def test_a_malformed_webhook_secret_stops_clerk_sync_at_start(stack, tmp_path):
+    env = {**stack.service_env(), "CLERK_WEBHOOK_SECRET": "whsec_!!!"}
+    with pytest.raises(StackError) as failure:
+        start_service("clerk-sync", free_port(), env, tmp_path)
+    assert "CLERK_WEBHOOK_SECRET must be whsec_<base64>" in str(failure.value)

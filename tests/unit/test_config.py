@@ -109,11 +109,17 @@ def test_firestore_settings_require_the_project():
 
 
 def test_clerk_jwks_url_defaults_to_the_issuers_well_known_path():
-    settings = ClerkAuthSettings.from_env(Env({"CLERK_ISSUER": "https://clerk.example.com/"}))
+    environ = {"CLERK_ISSUER": "https://clerk.example.com/", "CLERK_AUTHORIZED_PARTIES": "a"}
+    settings = ClerkAuthSettings.from_env(Env(environ))
 
     assert settings.issuer == "https://clerk.example.com"
     assert settings.jwks_url == "https://clerk.example.com/.well-known/jwks.json"
-    assert settings.authorized_parties == ()
+    assert settings.authorized_parties == ("a",)
+
+
+def test_authorized_parties_are_required():
+    with pytest.raises(ConfigError, match="CLERK_AUTHORIZED_PARTIES"):
+        ClerkAuthSettings.from_env(Env({"CLERK_ISSUER": "https://clerk.example.com"}))
 
 
 def test_clerk_settings_read_an_explicit_jwks_url_and_authorized_parties():

@@ -24,6 +24,7 @@ IMPORT_ENV = {
     "GOOGLE_CLOUD_PROJECT": "inlet-openapi-test",
     "CLERK_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"w" * 32).decode(),
     "CLERK_ISSUER": "https://issuer.invalid",
+    "CLERK_AUTHORIZED_PARTIES": "https://app.invalid",
     "SOURCE_KEK": "k1:" + base64.b64encode(b"k" * 32).decode(),
     "TASKS_QUEUE": "projects/p/locations/l/queues/q",
     "REFRESH_URL": "https://query.invalid/tasks/refresh",

@@ -200,8 +200,9 @@ def test_signature_header_is_checked_before_the_idempotency_key():
 
 
 def test_standard_webhooks_headers_use_webhook_id_as_the_idempotency_key():
+    entry = "v1," + "A" * 43 + "="
     headers = Headers(
-        {"webhook-id": "msg_2x", "webhook-timestamp": str(NOW), "webhook-signature": "v1,abc"}
+        {"webhook-id": "msg_2x", "webhook-timestamp": str(NOW), "webhook-signature": entry}
     )
 
     signed = parse_headers(headers)
@@ -213,7 +214,7 @@ def test_standard_webhooks_headers_use_webhook_id_as_the_idempotency_key():
     assert dict(signed.headers) == {
         "webhook-id": "msg_2x",
         "webhook-timestamp": str(NOW),
-        "webhook-signature": "v1,abc",
+        "webhook-signature": entry,
     }
 
 
@@ -445,20 +446,28 @@ def test_standard_webhooks_signature_list_may_hold_other_versions_and_several_en
         "v1,\u00e9\u00e9\u00e9\u00e9",
     ],
 )
-def test_hostile_standard_webhooks_signature_is_no_match_not_an_error(signature):
+def test_a_standard_webhooks_signature_with_no_well_formed_entry_is_a_malformed_header(signature):
     secret = new_secret()
     headers = standard_headers(secret, BODY)
     headers["webhook-signature"] = signature
 
-    assert matching_key(parse_headers(headers), BODY, [("k1", secret)]) is None
+    with pytest.raises(InvalidSignatureHeader):
+        parse_headers(headers)
 
 
-def test_hostile_entry_before_a_valid_one_is_still_no_match_not_an_error():
+def test_a_malformed_entry_before_a_valid_one_does_not_hide_it():
     secret = new_secret()
     headers = standard_headers(secret, BODY)
-    headers["webhook-signature"] = "garbage " + headers["webhook-signature"]
+    headers["webhook-signature"] = "garbage v1,abc " + headers["webhook-signature"]
 
-    assert matching_key(parse_headers(headers), BODY, [("k1", secret)]) is None
+    assert matching_key(parse_headers(headers), BODY, [("k1", secret)]) == "k1"
+
+
+def test_a_timestamp_with_leading_zeros_is_a_malformed_header():
+    headers = Headers({"Inlet-Signature": f"t=0{NOW},v1=" + "0" * 64, "Idempotency-Key": "k"})
+
+    with pytest.raises(InvalidSignatureHeader):
+        parse_headers(headers)
 
 
 def test_standard_webhooks_with_a_non_utf8_body_is_no_match_not_an_error():
