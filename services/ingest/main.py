@@ -79,7 +79,7 @@ def list_sources(request: Request) -> Response:
     if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= sources.PAGE_SIZE:
         raise BadRequest(f"limit must be an integer from 1 to {sources.PAGE_SIZE}")
     records, cursor = sources.list_owned(principal, request.args.get("cursor"), int(limit))
-    items = [sources.view(r, _base_url(request)) for r in records]
+    items = sources.views(records, _base_url(request))
     return json_response(200, {"items": items, "nextCursor": cursor})
 
 

@@ -70,10 +70,14 @@ def test_invalid_source_bodies_are_400(tenant, body):
 
 
 def test_event_count_and_last_event_time(tenant, source):
+    other = tenant.create("Other").json()
     for n in range(3):
         partner.send(source["url"], source["secret"], {"n": n})
+    partner.send(other["url"], other["secret"])
     shown = tenant.get(source["id"]).json()
     assert shown["eventCount"] == 3 and shown["lastEventAt"].endswith("Z")
+    listed = {s["id"]: s["eventCount"] for s in tenant.list().json()["items"]}
+    assert listed == {source["id"]: 3, other["id"]: 1}
 
 
 def test_another_tenants_source_is_404_everywhere(bob, source):
