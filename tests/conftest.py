@@ -8,12 +8,23 @@ on free loopback ports. Firestore is emptied before each integration test.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
 
 from devstack.stack import PROJECT, LocalStack, Ports
 from tests.support import TaskReceiver
+
+
+def pytest_configure(config) -> None:
+    """A SIGTERM (a CI timeout, a Ctrl-C through make) stops the suite like Ctrl-C does, so the
+    session fixtures still stop the emulators and services they started."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.fixture(scope="session")
