@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+import requests
+
 from devstack.loopback import LoopbackServer, QuietHandler
 
 
@@ -175,3 +177,14 @@ def request_log(stack, service: str, request_id: str) -> dict:
             if entry.get("requestId") == request_id and "httpRequest" in entry:
                 return entry
     raise AssertionError(f"no log line for request {request_id}")
+
+
+def sweep(stack) -> dict:
+    """Run ingest's minute sweep as Cloud Scheduler would, with its OIDC token."""
+    answer = requests.post(
+        f"{stack.url('ingest')}/tasks/sweep",
+        headers={"Authorization": f"Bearer {stack.issuer.task_token()}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()

@@ -12,6 +12,7 @@ import requests
 from devstack.processes import free_port, start_service
 from tests import partner
 from tests.partner import SourceAPI
+from tests.support import sweep
 
 
 @pytest.fixture
@@ -175,24 +176,15 @@ def test_delete_is_swept_by_the_sweep_task_in_batches(clean, tenant, source, db)
     tenant.delete(source["id"])
     ref = db.collection("sources").document(source["id"])
 
-    def sweep_now():
-        answer = requests.post(
-            f"{tenant.base}/tasks/sweep",
-            headers={"Authorization": f"Bearer {clean.issuer.task_token()}"},
-            timeout=30,
-        )
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
     # Not while instances may still hold its keys (30 s cache): events could land after it.
-    assert sweep_now()["purged"] == 0
+    assert sweep(clean)["purged"] == 0
     assert len(list(ref.collection("events").stream())) == 5
     ref.update({"deletedAt": ref.get().get("deletedAt") - dt.timedelta(minutes=2)})
-    assert sweep_now()["purged"] == 1
+    assert sweep(clean)["purged"] == 1
     assert list(ref.collection("events").stream()) == []
     assert list(ref.collection("idempotency").stream()) == []
     assert ref.get().get("purgedAt") is not None
-    assert sweep_now()["purged"] == 0  # safe to run again
+    assert sweep(clean)["purged"] == 0  # safe to run again
 
 
 def test_sweep_refuses_tokens_for_another_audience_or_identity(clean, ingest_url, tenant):

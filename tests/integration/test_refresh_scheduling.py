@@ -8,10 +8,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
-import requests
 
 from devstack import issuer as dev_issuer
 from tests import partner
+from tests.support import sweep
 
 
 def wait_for(predicate, timeout_s: float = 15.0):
@@ -26,16 +26,6 @@ def wait_for(predicate, timeout_s: float = 15.0):
 
 def tasks_for(receiver, source_id: str):
     return [t for t in receiver.received() if t.body.get("sourceId") == source_id]
-
-
-def sweep(stack) -> dict:
-    answer = requests.post(
-        f"{stack.url('ingest')}/tasks/sweep",
-        headers={"Authorization": f"Bearer {stack.issuer.task_token()}"},
-        timeout=60,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()
 
 
 def age_markers(db, minutes: int = 2) -> None:
