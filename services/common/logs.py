@@ -22,16 +22,8 @@ def log(severity: str, message: str, **fields: Any) -> None:
         sys.stdout.flush()
 
 
-def info(message: str, **fields: Any) -> None:
-    log("INFO", message, **fields)
-
-
 def warning(message: str, **fields: Any) -> None:
     log("WARNING", message, **fields)
-
-
-def error(message: str, **fields: Any) -> None:
-    log("ERROR", message, **fields)
 
 
 def _now() -> str:
