@@ -24,7 +24,7 @@ AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
 # Instances cache a source's keys for up to 30 s (ingest/keys.py); purge only after that.
 PURGE_AFTER = dt.timedelta(seconds=60)
-_SOURCE_ID = re.compile(r"^src_[0-9a-f]{20}$")
+_SOURCE_ID = re.compile(r"src_[0-9a-f]{20}")
 
 
 def new_source_id() -> str:
@@ -33,7 +33,7 @@ def new_source_id() -> str:
 
 def is_source_id(value: str) -> bool:
     """Ids are ours to mint: anything else is unknown without asking Firestore."""
-    return bool(_SOURCE_ID.match(value))
+    return _SOURCE_ID.fullmatch(value) is not None  # not match + "$": that allows a final "\n"
 
 
 def now() -> dt.datetime:
