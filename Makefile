@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 
-.PHONY: dev test lint format lock dev-token send-event backfill clean
+.PHONY: dev test lint format lock dev-token send-event backfill clean preview deploy
 
 # The project's environment: pinned, hashed dependencies from requirements.lock.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -50,6 +50,14 @@ send-event: $(BIN)/.installed
 backfill: $(BIN)/.installed
 	@set -a; if [ -f .inlet/dev.env ]; then . ./.inlet/dev.env; fi; set +a; \
 		$(BIN)/inlet-backfill $(ARGS)
+
+# Deploy (README "Deploy"): the Pulumi CLI runs infra/ with this project's .venv.
+# Extra flags through ARGS, e.g. make deploy ARGS=--yes; the stack is the selected one.
+preview: $(BIN)/.installed
+	pulumi preview $(ARGS)
+
+deploy: $(BIN)/.installed
+	pulumi up $(ARGS)
 
 lock:
 	$(PYTHON) -m venv /tmp/inlet-lock && /tmp/inlet-lock/bin/pip install --quiet uv

@@ -110,6 +110,7 @@ class App:
         response: Response | None = None
         matched: Route | None = None
         error_type: str | None = None  # carried by the request's one log line
+        error_code: str | None = None  # the refusal's reason, for the log-based metrics
         try:
             matched, params = self._match(request)
             if request.method == "OPTIONS" and matched.browser:
@@ -117,19 +118,22 @@ class App:
             else:
                 response = matched.handler(request, **params)
         except InletError as err:
+            error_code = err.code
             response = error_response(err)
         except store.storage_errors() as err:
             error_type = type(err).__name__
+            error_code = StorageUnavailable.code
             response = error_response(StorageUnavailable())
         except Exception as err:  # the one place a bug becomes a 500, never a stack trace
             error_type = type(err).__name__
+            error_code = InletError.code
             response = error_response(InletError("internal error"))
         finally:
             context.deactivate(token)
         if matched is not None and matched.browser:
             self._cors(request, response)
         response.headers["X-Request-Id"] = ctx.request_id
-        self._log(request, response, ctx, error_type)
+        self._log(request, response, ctx, matched, error_type, error_code)
         return response
 
     def _match(self, request: Request) -> tuple[Route, dict[str, str]]:
@@ -167,7 +171,9 @@ class App:
         request: Request,
         response: Response,
         ctx: context.RequestContext,
+        matched: Route | None,
         error_type: str | None,
+        error_code: str | None,
     ) -> None:
         latency = time.monotonic() - ctx.started
         severity = "ERROR" if response.status_code >= 500 else "INFO"
@@ -175,6 +181,9 @@ class App:
             severity,
             f"{request.method} {request.path} {response.status_code}",
             service=self.service,
+            # The route's template, not the path: ids in paths would make every source its own
+            # metric series (infra/monitoring.py counts requests by service, route and status).
+            route=matched.path if matched is not None else "unmatched",
             httpRequest={
                 "requestMethod": request.method,
                 "requestUrl": request.path,  # never the query string
@@ -186,6 +195,7 @@ class App:
             },
             firestoreOps=ctx.firestore_ops,
             **({"errorType": error_type} if error_type else {}),
+            **({"errorCode": error_code} if error_code else {}),
             **_ids(ctx, self.project),
         )
 

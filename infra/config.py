@@ -1,0 +1,228 @@
+"""The stack's configuration, read and validated once before any resource is declared.
+
+Every key lives in the ``inlet`` namespace except the provider's ``gcp:project`` and
+``gcp:region``; README.md ("Deploy") lists them all. A missing or malformed value stops the
+program with a message naming the key and the command that sets it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from services.common.config import ConfigError as ServiceConfigError
+from services.common.crypto import Keyring
+
+NAMESPACE = "inlet"
+DEFAULT_REGION = "us-central1"
+DEFAULT_CLERK_API_URL = "https://api.clerk.com"
+
+
+class InfraConfigError(pulumi.RunError):
+    """A stack config value is missing or malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """One service's Cloud Run shape (SPEC section 5: concurrency above 1 needs a full CPU)."""
+
+    min_instances: int
+    max_instances: int
+    concurrency: int
+    memory: str
+    cpu: str
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """The refresh queue's dispatch and retry limits (Cloud Tasks' own defaults are unbounded
+    in practice: 500/s, 1,000 concurrent, retried for ever)."""
+
+    max_dispatches_per_second: float = 20.0
+    max_concurrent_dispatches: int = 10
+    max_attempts: int = 20
+    min_backoff: str = "5s"
+    max_backoff: str = "300s"
+    max_doublings: int = 4
+    max_retry_duration: str = "86400s"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One of the three Cloud Run services: its config key, its name, its entry point."""
+
+    key: str  # inlet:<key> holds its scaling; also the resource-name stem
+    name: str  # the service's own name (logs, SPEC)
+    target: str  # the functions-framework target the root main.py exposes
+
+
+CLERK_SYNC = Service("clerkSync", "clerk-sync", "clerk_sync")
+INGEST = Service("ingest", "ingest", "ingest")
+QUERY = Service("query", "query", "query")
+SERVICES = (CLERK_SYNC, INGEST, QUERY)
+
+# Sensible starting points: scale to zero, one CPU so one instance serves 80 requests at once.
+DEFAULT_SCALING = {
+    "clerkSync": Scaling(0, 10, 80, "512Mi", "1", 60),
+    "ingest": Scaling(0, 20, 80, "512Mi", "1", 60),
+    "query": Scaling(0, 20, 80, "512Mi", "1", 120),
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    region: str
+    stack: str
+    # Secrets: kept as plain strings only long enough to validate them; secret_store.py wraps
+    # them back into secret Outputs so they never reach state or logs in the clear.
+    clerk_webhook_secret: str
+    clerk_secret_key: str | None
+    source_kek: str
+    clerk_issuer: str
+    clerk_jwks_url: str | None
+    clerk_authorized_parties: str
+    clerk_api_url: str
+    cors_origins: str | None
+    ingest_public_url: str | None
+    firestore_database: str
+    firestore_location: str
+    tasks_audience: str
+    alert_email: str | None
+    queue: QueueLimits
+    scaling: dict[str, Scaling] = field(default_factory=dict)
+
+
+def load() -> StackConfig:
+    """The stack's configuration, from ``pulumi config`` (call once, at the top of the program)."""
+    gcp = pulumi.Config("gcp")
+    inlet = pulumi.Config(NAMESPACE)
+    project = _require(gcp, "project", namespace="gcp")
+    region = gcp.get("region") or DEFAULT_REGION
+    stack = pulumi.get_stack()
+
+    webhook_secret = _require(inlet, "clerkWebhookSecret", secret=True)
+    if not webhook_secret.startswith("whsec_"):
+        raise InfraConfigError(
+            "inlet:clerkWebhookSecret must be the whsec_... signing secret Clerk's dashboard shows"
+        )
+    kek = _require(inlet, "sourceKek", secret=True)
+    try:
+        Keyring.parse(kek)
+    except ServiceConfigError as err:
+        # The service's own parser, so a KEK that would stop ingest at start-up stops the
+        # deploy instead; its message names only the shape, never the value.
+        raise InfraConfigError(f"inlet:sourceKek: {err}") from None
+    issuer = _require(inlet, "clerkIssuer").rstrip("/")
+    if not issuer.startswith("https://"):
+        raise InfraConfigError("inlet:clerkIssuer must be an https:// URL")
+    parties = _require(inlet, "clerkAuthorizedParties")
+
+    return StackConfig(
+        project=project,
+        region=region,
+        stack=stack,
+        clerk_webhook_secret=webhook_secret,
+        clerk_secret_key=inlet.get("clerkSecretKey") or None,
+        source_kek=kek,
+        clerk_issuer=issuer,
+        clerk_jwks_url=inlet.get("clerkJwksUrl") or None,
+        clerk_authorized_parties=parties,
+        clerk_api_url=inlet.get("clerkApiUrl") or DEFAULT_CLERK_API_URL,
+        cors_origins=inlet.get("corsOrigins") or None,
+        ingest_public_url=inlet.get("ingestPublicUrl") or None,
+        firestore_database=inlet.get("firestoreDatabase") or "(default)",
+        firestore_location=inlet.get("firestoreLocation") or region,
+        tasks_audience=inlet.get("tasksAudience") or f"inlet-tasks-{project}-{stack}",
+        alert_email=inlet.get("alertEmail") or None,
+        queue=_queue_limits(inlet.get_object("queue") or {}),
+        scaling={
+            name: _scaling(name, inlet.get_object(name) or {}, default)
+            for name, default in DEFAULT_SCALING.items()
+        },
+    )
+
+
+def _require(
+    config: pulumi.Config, key: str, *, secret: bool = False, namespace: str = NAMESPACE
+) -> str:
+    value = (config.get(key) or "").strip()
+    if not value:
+        flag = "--secret " if secret else ""
+        raise InfraConfigError(
+            f"{namespace}:{key} is required: pulumi config set {flag}{namespace}:{key} <value>"
+        )
+    return value
+
+
+def _scaling(name: str, given: dict[str, Any], default: Scaling) -> Scaling:
+    _refuse_unknown(name, given, Scaling)
+    scaling = Scaling(
+        min_instances=_int(name, given, "minInstances", default.min_instances, low=0),
+        max_instances=_int(name, given, "maxInstances", default.max_instances, low=1),
+        concurrency=_int(name, given, "concurrency", default.concurrency, low=1, high=1000),
+        memory=str(given.get("memory", default.memory)),
+        cpu=str(given.get("cpu", default.cpu)),
+        timeout_seconds=_int(name, given, "timeoutSeconds", default.timeout_seconds, low=1),
+    )
+    if scaling.min_instances > scaling.max_instances:
+        raise InfraConfigError(f"inlet:{name}.minInstances must not exceed maxInstances")
+    try:
+        cpu = float(scaling.cpu)
+    except ValueError:
+        raise InfraConfigError(f"inlet:{name}.cpu must be a number of CPUs, e.g. 1") from None
+    if scaling.concurrency > 1 and cpu < 1:
+        # Cloud Run refuses concurrency above 1 on a fractional CPU; say so before deploying.
+        raise InfraConfigError(f"inlet:{name}.cpu must be at least 1 when concurrency is above 1")
+    return scaling
+
+
+def _queue_limits(given: dict[str, Any]) -> QueueLimits:
+    _refuse_unknown("queue", given, QueueLimits)
+    default = QueueLimits()
+    try:
+        rate = float(given.get("maxDispatchesPerSecond", default.max_dispatches_per_second))
+    except (TypeError, ValueError):
+        rate = 0.0
+    if not 0 < rate <= 500:
+        raise InfraConfigError("inlet:queue.maxDispatchesPerSecond must be a number in (0, 500]")
+    return QueueLimits(
+        max_dispatches_per_second=rate,
+        max_concurrent_dispatches=_int(
+            "queue", given, "maxConcurrentDispatches", default.max_concurrent_dispatches, low=1
+        ),
+        max_attempts=_int("queue", given, "maxAttempts", default.max_attempts, low=1),
+        min_backoff=str(given.get("minBackoff", default.min_backoff)),
+        max_backoff=str(given.get("maxBackoff", default.max_backoff)),
+        max_doublings=_int("queue", given, "maxDoublings", default.max_doublings, low=0),
+        max_retry_duration=str(given.get("maxRetryDuration", default.max_retry_duration)),
+    )
+
+
+def _int(
+    name: str, given: dict[str, Any], key: str, default: int, *, low: int, high: int | None = None
+) -> int:
+    value = given.get(key, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # `pulumi config set --path` stores numbers as strings
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise InfraConfigError(f"inlet:{name}.{key} must be an integer >= {low}")
+    if high is not None and value > high:
+        raise InfraConfigError(f"inlet:{name}.{key} must be at most {high}")
+    return value
+
+
+def _refuse_unknown(name: str, given: dict[str, Any], shape: type) -> None:
+    """A misspelt key would otherwise be ignored silently and the default deployed."""
+    known = {_camel(f) for f in shape.__dataclass_fields__}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise InfraConfigError(f"inlet:{name} has unknown keys {unknown}; known: {sorted(known)}")
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)

@@ -1,0 +1,165 @@
+"""The three services as Cloud Run functions, built by Google from the source zip.
+
+Why this path (SPEC section 5): ``gcp.cloudfunctionsv2.Function`` builds the zip with Google's
+Python buildpack inside Cloud Build and deploys the result as a Cloud Run service, so a deploy
+needs no Docker daemon and no command besides ``pulumi up``. Each function *is* a Cloud Run
+service; its invoker binding goes on that service (``service_config.service``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import CLERK_SYNC, INGEST, QUERY, SERVICES, Service, StackConfig
+from infra.iam import Identities
+from infra.refresh_queue import RefreshQueue
+from infra.secret_store import Secrets, StoredSecret
+
+RUNTIME = "python311"  # requirements.lock is resolved for Python 3.11
+
+
+@dataclass(frozen=True)
+class Deployed:
+    function: gcp.cloudfunctionsv2.Function
+    url: pulumi.Output[str]  # the Cloud Run service's own URL
+
+
+def function_name(service: Service) -> str:
+    return f"inlet-{service.name}"
+
+
+def deterministic_url(
+    service: Service, cfg: StackConfig, project_number: pulumi.Input
+) -> pulumi.Output[str]:
+    """The URL Cloud Run gives a service from its name alone (``NAME-NUMBER.REGION.run.app``).
+
+    ``REFRESH_URL`` needs it: query enqueues its own follow-ups, so its own URL as an output
+    would make the function depend on itself.
+    """
+    return pulumi.Output.concat(
+        "https://",
+        function_name(service),
+        "-",
+        pulumi.Output.from_input(project_number).apply(str),
+        ".",
+        cfg.region,
+        ".run.app",
+    )
+
+
+def environments(
+    cfg: StackConfig,
+    ids: Identities,
+    queue: RefreshQueue,
+    refresh_url: pulumi.Input[str],
+) -> dict[str, dict[str, pulumi.Input[str]]]:
+    """Each service's plain environment (SPEC section 6): exactly what its settings read."""
+    firestore = {"GOOGLE_CLOUD_PROJECT": cfg.project, "FIRESTORE_DATABASE": cfg.firestore_database}
+    clerk_auth = {
+        "CLERK_ISSUER": cfg.clerk_issuer,
+        "CLERK_AUTHORIZED_PARTIES": cfg.clerk_authorized_parties,
+        **({"CLERK_JWKS_URL": cfg.clerk_jwks_url} if cfg.clerk_jwks_url else {}),
+    }
+    tasks = {
+        "TASKS_QUEUE": queue.path,
+        "REFRESH_URL": refresh_url,
+        "TASKS_SERVICE_ACCOUNT": ids.tasks.email,
+        "TASKS_AUDIENCE": cfg.tasks_audience,
+    }
+    cors = {"CORS_ORIGINS": cfg.cors_origins} if cfg.cors_origins else {}
+    return {
+        CLERK_SYNC.key: {**firestore},
+        INGEST.key: {
+            **firestore,
+            **clerk_auth,
+            **tasks,
+            **cors,
+            **({"INGEST_PUBLIC_URL": cfg.ingest_public_url} if cfg.ingest_public_url else {}),
+        },
+        QUERY.key: {**firestore, **clerk_auth, **tasks, **cors, "CLERK_API_URL": cfg.clerk_api_url},
+    }
+
+
+def secret_references(secrets: Secrets) -> dict[str, list[StoredSecret]]:
+    """Which secrets each service reads: only those its settings need."""
+    return {
+        CLERK_SYNC.key: [secrets.clerk_webhook_secret],
+        INGEST.key: [secrets.source_kek],
+        QUERY.key: [s for s in (secrets.clerk_secret_key,) if s is not None],
+    }
+
+
+def deploy(
+    cfg: StackConfig,
+    ids: Identities,
+    secrets: Secrets,
+    queue: RefreshQueue,
+    source_bucket: gcp.storage.Bucket,
+    source_object: gcp.storage.BucketObject,
+    image_repository: gcp.artifactregistry.Repository,
+    opts: pulumi.ResourceOptions,
+) -> dict[str, Deployed]:
+    refresh_url = pulumi.Output.concat(
+        deterministic_url(QUERY, cfg, source_bucket.project_number), "/tasks/refresh"
+    )
+    env = environments(cfg, ids, queue, refresh_url)
+    refs = secret_references(secrets)
+    deployed = {}
+    for service in SERVICES:
+        scaling = cfg.scaling[service.key]
+        function = gcp.cloudfunctionsv2.Function(
+            service.key,
+            project=cfg.project,
+            location=cfg.region,
+            name=function_name(service),
+            description=f"Inlet {service.name}",
+            build_config={
+                "runtime": RUNTIME,
+                "entry_point": service.target,
+                "source": {
+                    "storage_source": {"bucket": source_bucket.name, "object": source_object.name}
+                },
+                # Not the default compute account, which organisation policies often strip.
+                "service_account": ids.build.id,
+                "docker_repository": image_repository.id,
+            },
+            service_config={
+                "service_account_email": ids.services[service.key].email,
+                "min_instance_count": scaling.min_instances,
+                "max_instance_count": scaling.max_instances,
+                "max_instance_request_concurrency": scaling.concurrency,
+                "available_memory": scaling.memory,
+                "available_cpu": scaling.cpu,
+                "timeout_seconds": scaling.timeout_seconds,
+                "ingress_settings": "ALLOW_ALL",
+                "all_traffic_on_latest_revision": True,
+                "environment_variables": env[service.key],
+                "secret_environment_variables": [
+                    {
+                        "key": stored.env,
+                        "project_id": cfg.project,
+                        "secret": stored.secret.secret_id,
+                        "version": stored.version.version,  # a number, never "latest"
+                    }
+                    for stored in refs[service.key]
+                ],
+            },
+            opts=opts,
+        )
+        # Cloud Run IAM is per service, not per path: each service is public and does its own
+        # auth (Svix signatures, source signatures, Clerk sessions, OIDC on /tasks/*).
+        gcp.cloudrunv2.ServiceIamMember(
+            f"{service.key}-public",
+            project=cfg.project,
+            location=cfg.region,
+            name=function.service_config.service,
+            role="roles/run.invoker",
+            member="allUsers",
+            opts=opts,
+        )
+        url = function.service_config.uri
+        deployed[service.key] = Deployed(function=function, url=url)
+    return deployed

@@ -1,0 +1,165 @@
+"""Identities and the least privilege each one needs, on the narrowest resource that grants it.
+
+No editor or owner anywhere. Two grants are project-wide because Google offers nothing
+narrower: Firestore's ``roles/datastore.user`` for the three services (SPEC section 5) and
+``roles/logging.logWriter`` for the build account (a build writes its log to the project). A
+third is project-level only in form: a condition limits it to the one bucket Cloud Run
+functions create for the build's source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import CLERK_SYNC, INGEST, QUERY, SERVICES, StackConfig
+from infra.refresh_queue import RefreshQueue
+from infra.secret_store import Secrets, StoredSecret
+
+
+@dataclass(frozen=True)
+class Identities:
+    services: dict[str, gcp.serviceaccount.Account]  # by Service.key
+    tasks: gcp.serviceaccount.Account  # the OIDC identity of refresh tasks and the sweep
+    build: gcp.serviceaccount.Account  # Cloud Build runs the functions' builds as this
+
+
+def accounts(cfg: StackConfig, opts: pulumi.ResourceOptions) -> Identities:
+    def account(account_id: str, display: str) -> gcp.serviceaccount.Account:
+        return gcp.serviceaccount.Account(
+            account_id,
+            project=cfg.project,
+            account_id=account_id,
+            display_name=display,
+            opts=opts,
+        )
+
+    return Identities(
+        services={s.key: account(f"inlet-{s.name}", f"Inlet {s.name} service") for s in SERVICES},
+        tasks=account("inlet-tasks", "Inlet refresh tasks and sweep (OIDC identity)"),
+        build=account("inlet-build", "Inlet function builds"),
+    )
+
+
+def grant(
+    cfg: StackConfig,
+    ids: Identities,
+    secrets: Secrets,
+    queue: RefreshQueue,
+    source_bucket: gcp.storage.Bucket,
+    image_repository: gcp.artifactregistry.Repository,
+    opts: pulumi.ResourceOptions,
+) -> list[pulumi.Resource]:
+    """Every grant; the functions depend on them all, since a deploy checks secret access and
+    a build needs its bucket and repository grants before it starts."""
+    grants: list[pulumi.Resource] = []
+    for service in SERVICES:
+        grants.append(
+            gcp.projects.IAMMember(
+                f"{service.key}-datastore-user",
+                project=cfg.project,
+                role="roles/datastore.user",
+                member=ids.services[service.key].member,
+                opts=opts,
+            )
+        )
+
+    def read_secret(stored: StoredSecret | None, service_key: str) -> None:
+        if stored is None:
+            return
+        grants.append(
+            gcp.secretmanager.SecretIamMember(
+                f"{service_key}-reads-{stored.name}",
+                project=cfg.project,
+                secret_id=stored.secret.secret_id,
+                role="roles/secretmanager.secretAccessor",
+                member=ids.services[service_key].member,
+                opts=opts,
+            )
+        )
+
+    read_secret(secrets.clerk_webhook_secret, CLERK_SYNC.key)
+    read_secret(secrets.source_kek, INGEST.key)
+    read_secret(secrets.clerk_secret_key, QUERY.key)
+
+    # Both ingest and query enqueue refresh tasks that carry the tasks identity's OIDC token.
+    for service in (INGEST, QUERY):
+        member = ids.services[service.key].member
+        grants.append(
+            gcp.cloudtasks.QueueIamMember(
+                f"{service.key}-enqueues",
+                project=cfg.project,
+                location=cfg.region,
+                name=queue.name,
+                role="roles/cloudtasks.enqueuer",
+                member=member,
+                opts=opts,
+            )
+        )
+        grants.append(
+            gcp.serviceaccount.IAMMember(
+                f"{service.key}-acts-as-tasks",
+                service_account_id=ids.tasks.name,
+                role="roles/iam.serviceAccountUser",
+                member=member,
+                opts=opts,
+            )
+        )
+
+    build = ids.build.member
+    grants.append(
+        gcp.projects.IAMMember(
+            "build-log-writer",
+            project=cfg.project,
+            role="roles/logging.logWriter",
+            member=build,
+            opts=opts,
+        )
+    )
+    # Cloud Run functions copy the uploaded zip into a bucket of their own,
+    # gcf-v2-sources-NUMBER-REGION, which the build then reads. It does not exist before the
+    # first deploy, so the grant is project-level with a condition naming that bucket alone.
+    gcf_sources = source_bucket.project_number.apply(
+        lambda number: f"projects/_/buckets/gcf-v2-sources-{number}-{cfg.region}"
+    )
+    grants.append(
+        gcp.projects.IAMMember(
+            "build-reads-function-sources",
+            project=cfg.project,
+            role="roles/storage.objectViewer",
+            member=build,
+            condition={
+                "title": "inlet-function-sources",
+                "description": "Only the bucket Cloud Run functions build from",
+                "expression": gcf_sources.apply(
+                    lambda bucket: (
+                        f'resource.name.startsWith("{bucket}/") || resource.name == "{bucket}"'
+                    )
+                ),
+            },
+            opts=opts,
+        )
+    )
+    grants.append(
+        gcp.storage.BucketIAMMember(
+            "build-reads-source",
+            bucket=source_bucket.name,
+            role="roles/storage.objectViewer",
+            member=build,
+            opts=opts,
+        )
+    )
+    grants.append(
+        gcp.artifactregistry.RepositoryIamMember(
+            "build-pushes-images",
+            project=cfg.project,
+            location=cfg.region,
+            repository=image_repository.name,
+            role="roles/artifactregistry.writer",
+            member=build,
+            opts=opts,
+        )
+    )
+    return grants

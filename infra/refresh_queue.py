@@ -1,0 +1,86 @@
+"""The Cloud Tasks queue that carries refresh work to ``query``, and the per-minute sweep.
+
+Named ``refresh_queue`` rather than ``queue`` so it never shadows the standard library's module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_random as random
+
+from infra.config import StackConfig
+
+QUEUE_PREFIX = "inlet-refresh"
+SWEEP_SCHEDULE = "* * * * *"  # every minute (SPEC section 2: the sweep)
+
+
+@dataclass(frozen=True)
+class RefreshQueue:
+    queue: gcp.cloudtasks.Queue
+    name: pulumi.Output[str]  # the short name
+    path: pulumi.Output[str]  # projects/P/locations/L/queues/Q, as TASKS_QUEUE wants it
+
+
+def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> RefreshQueue:
+    # A deleted queue's name stays blocked for days, so a destroy-then-up must not reuse it:
+    # the suffix is random once per stack and kept in its state.
+    suffix = random.RandomId("queue-suffix", byte_length=3)
+    limits = cfg.queue
+    queue = gcp.cloudtasks.Queue(
+        "refresh-queue",
+        project=cfg.project,
+        location=cfg.region,
+        name=suffix.hex.apply(lambda hex_: f"{QUEUE_PREFIX}-{hex_}"),
+        rate_limits={
+            "max_dispatches_per_second": limits.max_dispatches_per_second,
+            "max_concurrent_dispatches": limits.max_concurrent_dispatches,
+        },
+        retry_config={
+            "max_attempts": limits.max_attempts,
+            "min_backoff": limits.min_backoff,
+            "max_backoff": limits.max_backoff,
+            "max_doublings": limits.max_doublings,
+            "max_retry_duration": limits.max_retry_duration,
+        },
+        # Failed dispatches only: one line per failed attempt is what an operator needs.
+        stackdriver_logging_config={"sampling_ratio": 0.0},
+        opts=opts,
+    )
+    path = pulumi.Output.concat(
+        "projects/", cfg.project, "/locations/", cfg.region, "/queues/", queue.name
+    )
+    return RefreshQueue(queue=queue, name=queue.name, path=path)
+
+
+def schedule_sweep(
+    cfg: StackConfig,
+    ingest_url: pulumi.Input[str],
+    tasks_identity: gcp.serviceaccount.Account,
+    opts: pulumi.ResourceOptions,
+) -> gcp.cloudscheduler.Job:
+    """``POST /tasks/sweep`` on ingest every minute, carrying an OIDC token of the tasks
+    identity for the fixed audience that ingest checks (its IAM is public; its app is not)."""
+    return gcp.cloudscheduler.Job(
+        "sweep",
+        project=cfg.project,
+        region=cfg.region,
+        name="inlet-sweep",
+        description="Inlet: enqueue pending refreshes, trim retention, purge deleted sources",
+        schedule=SWEEP_SCHEDULE,
+        time_zone="Etc/UTC",
+        attempt_deadline="60s",
+        # The next minute's run is the retry; retrying inside a minute would only overlap it.
+        retry_config={"retry_count": 0},
+        http_target={
+            "uri": pulumi.Output.concat(ingest_url, "/tasks/sweep"),
+            "http_method": "POST",
+            "oidc_token": {
+                "service_account_email": tasks_identity.email,
+                "audience": cfg.tasks_audience,
+            },
+        },
+        opts=opts,
+    )

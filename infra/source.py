@@ -1,0 +1,145 @@
+"""The source the three functions are built from: one zip, named after a hash of its content.
+
+What goes in (SPEC section 5's traps): only the ``services`` package, a root ``main.py`` that
+exposes the three targets lazily (``infra/entry.py``), and a ``requirements.txt`` holding the
+runtime dependencies alone, pinned with hashes from ``requirements.lock``. The object's name
+carries the zip's SHA-256, so any change to what the services run uploads a new object and
+rolls new revisions, and nothing else (docs, tests, infra) does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import StackConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = Path(".inlet") / "build"  # under the repository root; ignored by git
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries carry no real mtime: same files, same bytes
+_VIA_ROOT = "inlet (pyproject.toml)"
+
+
+@dataclass(frozen=True)
+class SourceBundle:
+    content: bytes
+    digest: str  # hex SHA-256 of the zip
+
+    @property
+    def object_name(self) -> str:
+        return f"inlet-source-{self.digest[:32]}.zip"
+
+
+def bundle(root: Path = ROOT) -> SourceBundle:
+    """The deterministic zip of everything the services run, built from ``root``."""
+    files: dict[str, bytes] = {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted((root / "services").rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
+    files["main.py"] = (root / "infra" / "entry.py").read_bytes()
+    files["requirements.txt"] = runtime_requirements(root).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, files[name])
+    content = buffer.getvalue()
+    return SourceBundle(content=content, digest=hashlib.sha256(content).hexdigest())
+
+
+def runtime_requirements(root: Path = ROOT) -> str:
+    """The locked, hashed entries of ``requirements.lock`` that the runtime dependencies need.
+
+    The lock also holds the test and deploy tools (the ``dev`` extra); the build needs none of
+    them. Starting from ``[project].dependencies``, an entry belongs when any package it is
+    "via" belongs, until nothing more joins.
+    """
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = {
+        _normal(re.split(r"[\[=<>!~; ]", dep, maxsplit=1)[0]) for dep in project["dependencies"]
+    }
+    entries = _lock_entries((root / "requirements.lock").read_text())
+    runtime = {name for name in wanted if name in entries}
+    missing = wanted - runtime
+    if missing:
+        raise RuntimeError(f"requirements.lock lacks {sorted(missing)}: run `make lock`")
+    grown = True
+    while grown:
+        grown = False
+        for name, (_, parents) in entries.items():
+            if name not in runtime and parents & runtime:
+                runtime.add(name)
+                grown = True
+    header = "# Runtime dependencies only, generated from requirements.lock by infra/source.py.\n"
+    return header + "".join(entries[name][0] for name in sorted(runtime))
+
+
+def _lock_entries(lock: str) -> dict[str, tuple[str, set[str]]]:
+    """Each locked package: its requirement lines (pin and hashes) and what it is needed by."""
+    entries: dict[str, tuple[str, set[str]]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", lock):
+        first = block.split("\n", 1)[0]
+        pinned = re.match(r"([A-Za-z0-9._-]+)(\[[^\]]*\])?==", first)
+        if not pinned:
+            continue
+        lines = block.split("\n")
+        requirement = "".join(f"{line}\n" for line in lines if not line.lstrip().startswith("#"))
+        parents: set[str] = set()
+        for line in lines:
+            comment = line.strip().removeprefix("#").strip()
+            if comment.startswith("via "):
+                comment = comment.removeprefix("via ").strip()
+            elif not line.lstrip().startswith("#   "):
+                continue
+            if comment and comment != "via":
+                parents.add(_normal(comment) if comment != _VIA_ROOT else _VIA_ROOT)
+        entries[_normal(pinned.group(1))] = (requirement.rstrip("\n ") + "\n", parents)
+    return entries
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.split("[")[0].strip()).lower()
+
+
+def provision(
+    cfg: StackConfig, opts: pulumi.ResourceOptions, root: Path = ROOT
+) -> tuple[gcp.storage.Bucket, gcp.storage.BucketObject]:
+    """The private bucket and the current source object in it."""
+    source = bundle(root)
+    path = root / BUILD_DIR / source.object_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob("inlet-source-*.zip"):
+        if stale != path:
+            stale.unlink()
+    if not path.exists():
+        path.write_bytes(source.content)
+    bucket = gcp.storage.Bucket(
+        "source-bucket",
+        project=cfg.project,
+        name=f"{cfg.project}-inlet-source",
+        location=cfg.region,
+        uniform_bucket_level_access=True,
+        public_access_prevention="enforced",
+        force_destroy=True,  # holds only build inputs; `pulumi destroy` may empty it
+        opts=opts,
+    )
+    obj = gcp.storage.BucketObject(
+        "source-object",
+        bucket=bucket.name,
+        name=source.object_name,
+        source=pulumi.FileAsset(str(path)),
+        content_type="application/zip",
+        opts=opts,
+    )
+    return bucket, obj
