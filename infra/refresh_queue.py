@@ -45,8 +45,6 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> RefreshQueue:
             "max_doublings": limits.max_doublings,
             "max_retry_duration": limits.max_retry_duration,
         },
-        # Failed dispatches only: one line per failed attempt is what an operator needs.
-        stackdriver_logging_config={"sampling_ratio": 0.0},
         opts=opts,
     )
     path = pulumi.Output.concat(

@@ -15,6 +15,7 @@ from typing import Any
 from unittest import mock
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "inlet-test-project"
@@ -47,6 +48,7 @@ class Declared:
     typ: str
     name: str
     inputs: dict[str, Any]
+    depends_on: frozenset[str] = frozenset()  # "type::name" of each explicit dependency
 
 
 @dataclass
@@ -69,10 +71,12 @@ class Deployment:
 class GoogleLikeMocks(pulumi.runtime.Mocks):
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
+        self.dependencies: dict[tuple[str, str], frozenset[str]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
-        self.deployment.resources.append(Declared(args.typ, args.name, inputs))
+        depends_on = self.dependencies.pop((args.typ, args.name), frozenset())
+        self.deployment.resources.append(Declared(args.typ, args.name, inputs, depends_on))
         outputs = {**inputs, **_computed(args.typ, inputs)}
         return [outputs.get("id", f"{args.name}-id"), outputs]
 
@@ -116,12 +120,34 @@ def _computed(typ: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+class DependencyRecordingMonitor(MockMonitor):
+    """Pulumi's mock monitor, keeping each registration's explicit dependencies as well."""
+
+    def __init__(self, mocks: GoogleLikeMocks) -> None:
+        super().__init__(mocks)
+        self._recording = mocks
+
+    def RegisterResource(self, request):  # the gRPC method, named as gRPC names it
+        # A URN ends in "::<parent types joined by $, then the type>::<name>".
+        names = frozenset(
+            f"{urn.split('::')[-2].split('$')[-1]}::{urn.split('::')[-1]}"
+            for urn in request.dependencies
+        )
+        self._recording.dependencies[(request.type, request.name)] = names
+        return super().RegisterResource(request)
+
+
 def deploy(config: dict[str, str] | None = None, *, root: Path = ROOT) -> Deployment:
     """Runs ``infra/__main__.py`` as ``pulumi up`` would, against the mocks."""
     values = dict(BASE_CONFIG if config is None else config)
     deployment = Deployment()
+    mocks = GoogleLikeMocks(deployment)
     pulumi.runtime.set_mocks(
-        GoogleLikeMocks(deployment), project="inlet", stack="test", preview=False
+        mocks,
+        project="inlet",
+        stack="test",
+        preview=False,
+        monitor=DependencyRecordingMonitor(mocks),
     )
     pulumi.runtime.set_all_config(values, [key for key in values if key in SECRETS])
     pending: dict[str, Any] = {}

@@ -465,3 +465,23 @@ def test_a_malformed_value_fails_naming_it_without_echoing_secrets(key, value, n
     assert named in str(raised.value)
     if key in harness.SECRETS:
         assert value not in str(raised.value)
+
+
+# --- Order ---------------------------------------------------------------------------------------
+
+
+def test_every_resource_waits_for_the_apis(deployment):
+    apis = {f"{r.typ}::{r.name}" for r in deployment.of_type("gcp:projects/service:Service")}
+    assert len(apis) >= 10
+    for declared in deployment.resources:
+        if declared.typ in ("gcp:projects/service:Service", "random:index/randomId:RandomId"):
+            continue
+        assert apis <= declared.depends_on, f"{declared.typ} {declared.name}"
+
+
+def test_functions_wait_for_every_grant_their_deploy_and_build_check(deployment):
+    invokers = deployment.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+    grants = {f"{r.typ}::{r.name}" for r in roles(deployment) if r not in invokers}
+    assert len(grants) >= 10
+    for declared in deployment.of_type(FUNCTION):
+        assert grants <= declared.depends_on, declared.name
