@@ -7,6 +7,8 @@ program with a message naming the key and the command that sets it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,11 +79,11 @@ class StackConfig:
     project: str
     region: str
     stack: str
-    # Secrets: kept as plain strings only long enough to validate them; secret_store.py wraps
-    # them back into secret Outputs so they never reach state or logs in the clear.
-    clerk_webhook_secret: str
-    clerk_secret_key: str | None
-    source_kek: str
+    # Secrets, plain only to be validated here; secret_store.py hands them to Secret Manager as
+    # secret Outputs, so they never reach the state or a log in the clear (nor this repr).
+    clerk_webhook_secret: str = field(repr=False)
+    clerk_secret_key: str | None = field(repr=False)
+    source_kek: str = field(repr=False)
     clerk_issuer: str
     clerk_jwks_url: str | None
     clerk_authorized_parties: str
@@ -105,9 +107,10 @@ def load() -> StackConfig:
     stack = pulumi.get_stack()
 
     webhook_secret = _require(inlet, "clerkWebhookSecret", secret=True)
-    if not webhook_secret.startswith("whsec_"):
+    if not _is_webhook_secret(webhook_secret):
+        # clerk-sync refuses to start on anything else; better to stop before deploying.
         raise InfraConfigError(
-            "inlet:clerkWebhookSecret must be the whsec_... signing secret Clerk's dashboard shows"
+            "inlet:clerkWebhookSecret must be whsec_<base64>, the signing secret Clerk shows"
         )
     kek = _require(inlet, "sourceKek", secret=True)
     try:
@@ -144,6 +147,16 @@ def load() -> StackConfig:
             for name, default in DEFAULT_SCALING.items()
         },
     )
+
+
+def _is_webhook_secret(secret: str) -> bool:
+    """The shape clerk-sync checks at start-up (svix's ``whsec_`` + base64)."""
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        return bool(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _require(

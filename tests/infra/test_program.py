@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pulumi
 import pytest
 
 from infra import config as infra_config
@@ -452,6 +453,7 @@ def test_a_missing_required_value_fails_naming_it(key):
     [
         ("inlet:sourceKek", "k1:c2hvcnQ=", "inlet:sourceKek"),
         ("inlet:clerkWebhookSecret", "not-a-whsec", "inlet:clerkWebhookSecret"),
+        ("inlet:clerkWebhookSecret", "whsec_not*base64", "inlet:clerkWebhookSecret"),
         ("inlet:clerkIssuer", "http://clerk.example.com", "inlet:clerkIssuer"),
         ("inlet:ingest", json.dumps({"cpu": "0.5"}), "inlet:ingest.cpu"),
         ("inlet:query", json.dumps({"maxInstance": 3}), "inlet:query"),
@@ -485,3 +487,10 @@ def test_functions_wait_for_every_grant_their_deploy_and_build_check(deployment)
     assert len(grants) >= 10
     for declared in deployment.of_type(FUNCTION):
         assert grants <= declared.depends_on, declared.name
+
+
+def test_the_loaded_configuration_never_shows_a_secret_in_its_repr():
+    pulumi.runtime.set_all_config(harness.BASE_CONFIG, list(harness.SECRETS))
+    shown = repr(infra_config.load())
+    assert "clerk.example.com" in shown
+    assert not any(value in shown for value in harness.SECRETS.values())
