@@ -107,7 +107,7 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> gcp.monitoring.
                 "condition_threshold": {
                     "filter": (
                         f'{metric_type} AND resource.type="cloud_run_revision" '
-                        'AND metric.label.status=starts_with("5")'
+                        'AND metric.labels.status=starts_with("5")'
                     ),
                     "aggregations": [per_service],
                     "denominator_filter": f'{metric_type} AND resource.type="cloud_run_revision"',

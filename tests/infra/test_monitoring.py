@@ -90,7 +90,7 @@ def test_an_alert_watches_the_share_of_5xx_per_service():
     (condition,) = policy.inputs["conditions"]
     threshold = condition["conditionThreshold"]
     assert monitoring.REQUESTS_METRIC in threshold["filter"]
-    assert 'metric.label.status=starts_with("5")' in threshold["filter"]
+    assert 'metric.labels.status=starts_with("5")' in threshold["filter"]
     assert "starts_with" not in threshold["denominatorFilter"]
     assert threshold["comparison"] == "COMPARISON_GT"
     assert threshold["thresholdValue"] == monitoring.ERROR_RATE_THRESHOLD
