@@ -6,6 +6,7 @@ with a Flask request for every path.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -130,6 +131,7 @@ class App:
             self._cors(request, response)
         response.headers["X-Request-Id"] = ctx.request_id
         self._log(request, response, ctx, error_type)
+        _end_body(request)
         return response
 
     def _match(self, request: Request) -> tuple[Route, dict[str, str]]:
@@ -188,6 +190,18 @@ class App:
             **({"errorType": error_type} if error_type else {}),
             **_ids(ctx, self.project),
         )
+
+
+def _end_body(request: Request) -> None:
+    """Nothing more is read from this request's body once it has been answered.
+
+    functions-framework calls ``request.get_data()`` after every non-streamed answer, which would
+    read into memory whatever the handler left: a refused 30 MiB body, or any body sent to a route
+    that never reads one (SPEC section 4). With the stream emptied that call reads nothing, and
+    gunicorn discards at most 64 KiB of what is left before it closes the connection instead of
+    keeping it alive. A handler that read its body whole loses nothing.
+    """
+    request.stream = io.BytesIO()
 
 
 def _request_id(request: Request) -> str:
