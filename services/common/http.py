@@ -124,7 +124,11 @@ class App:
             response = error_response(StorageUnavailable())
         except Exception as err:  # the one place a bug becomes a 500, never a stack trace
             error_type = type(err).__name__
-            response = error_response(InletError("internal error"))
+            if _is_credentials_outage(err):
+                response = error_response(StorageUnavailable(CREDENTIALS_UNAVAILABLE))
+            else:
+                response = error_response(InletError("internal error"))
+                self._report(request, err, ctx)
         finally:
             context.deactivate(token)
         if matched is not None and matched.browser:
@@ -164,6 +168,15 @@ class App:
     def _health(self, request: Request) -> Response:
         return json_response(200, {"status": "ok", "service": self.service})
 
+    def _report(self, request: Request, err: Exception, ctx: context.RequestContext) -> None:
+        """The stack trace of a 500, where an operator sees it: Cloud Error Reporting."""
+        logs.report_error(
+            err,
+            self.service,
+            context={"httpRequest": {"method": request.method, "url": request.path}},
+            **_ids(ctx, self.project),
+        )
+
     def _log(
         self,
         request: Request,
@@ -190,6 +203,24 @@ class App:
             **({"errorType": error_type} if error_type else {}),
             **_ids(ctx, self.project),
         )
+
+
+CREDENTIALS_UNAVAILABLE = "Google credentials are unavailable, retry later"
+
+
+def _is_credentials_outage(err: Exception) -> bool:
+    """google.auth could not obtain or refresh credentials (the metadata server or the token
+    endpoint did not answer): storage is unavailable for now, a 503 to retry, not a bug."""
+    from google.auth import exceptions as auth_errors
+
+    return isinstance(
+        err,
+        (
+            auth_errors.TransportError,
+            auth_errors.RefreshError,
+            auth_errors.DefaultCredentialsError,
+        ),
+    )
 
 
 def _end_body(request: Request) -> None:
