@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import sys
-import threading
+import time
+from pathlib import Path
 
 import requests
 
+from devstack import processes
 from devstack.processes import ROOT, StackError
 from devstack.stack import PROJECT, LocalStack, Ports, new_webhook_secret
 
-STATE_DIR = ROOT / ".inlet"
+# Development state: secrets kept across restarts, dev.env, logs (a test points it elsewhere).
+STATE_DIR = Path(os.environ.get("INLET_STATE_DIR") or ROOT / ".inlet")
+ENV_FILE = STATE_DIR / "dev.env"
 DEMO_USER_ID = "user_demo"
 
 
@@ -35,14 +41,20 @@ def persistent_secrets() -> dict[str, str]:
     return values
 
 
-def create_demo_source(stack: LocalStack) -> dict:
+def create_demo_source(stack: LocalStack, attempts: int = 6) -> dict:
+    """The demo source. A freshly started emulator can miss the 5 s storage deadline on its first
+    writes (a cold JVM on a busy machine): a 503 is retried after its ``Retry-After``."""
     token = stack.issuer.session_token(DEMO_USER_ID)
-    answer = requests.post(
-        f"{stack.url('ingest')}/v1/sources",
-        json={"label": "Demo source"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=15,
-    )
+    for _ in range(attempts):
+        answer = requests.post(
+            f"{stack.url('ingest')}/v1/sources",
+            json={"label": "Demo source"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        if answer.status_code != 503:
+            break
+        time.sleep(min(float(answer.headers.get("Retry-After", "1")), 5.0))
     answer.raise_for_status()
     return answer.json()
 
@@ -70,9 +82,8 @@ def main() -> int:
         source_kek=saved["SOURCE_KEK"],
     )
     (STATE_DIR / "dev.env").unlink(missing_ok=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    interrupts = Interrupts()
+    interrupts.install()
     try:
         print("Starting the Inlet local stack…", flush=True)
         stack.start()
@@ -107,19 +118,68 @@ def main() -> int:
             f"Logs: {STATE_DIR / 'logs'}/\nCtrl-C stops everything.",
             flush=True,
         )
-        while not stop.wait(1):
-            for name, process in stack.processes.items():
-                if process.popen.poll() is not None:
-                    print(f"{name} exited:\n{process.tail()}", file=sys.stderr)
-                    stop.set()
+        while not interrupts.wait(1.0):
+            exited = [n for n, p in stack.processes.items() if p.popen.poll() is not None]
+            if exited:
+                print(f"{exited[0]} exited:\n{stack.processes[exited[0]].tail()}", file=sys.stderr)
+                break
     except StackError as err:
         print(f"make dev: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        pass  # the first Ctrl-C or SIGTERM while starting (Interrupts)
     finally:
+        interrupts.stopping = True
         print("Stopping…", flush=True)
         stack.stop()
+        processes.signal_spawned(signal.SIGKILL)  # anything started but not yet in the stack
         (STATE_DIR / "dev.env").unlink(missing_ok=True)
     return 0
+
+
+class Interrupts:
+    """Ctrl-C and SIGTERM, counted by a handler that takes no lock.
+
+    A Python handler runs between two bytecodes of the main thread, possibly inside another
+    handler: one that took a lock (``threading.Event.set`` does) could wait forever on a lock its
+    own thread holds. This one only counts, writes a byte to a pipe and sends signals:
+    - the first stops the stack: it wakes the main loop, or interrupts the start-up;
+    - a second, while stopping, sends SIGTERM to every process group at once;
+    - a third forces it: SIGKILL to every process group, and exit.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stopping = False
+        self.started = False  # the main loop runs: the pipe wakes it, no need to interrupt
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def wait(self, timeout_s: float) -> bool:
+        """Whether a stop was asked for, waiting at most ``timeout_s`` for one."""
+        self.started = True
+        if not self.count:
+            select.select([self._read], [], [], timeout_s)
+        return self.count > 0
+
+    def _on_signal(self, signum, frame) -> None:
+        self.count += 1
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"\0")
+        if self.count >= 3:
+            processes.signal_spawned(signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.unlink(ENV_FILE)
+            os._exit(128 + signum)
+        if self.count == 2:
+            processes.signal_spawned(signal.SIGTERM)
+        elif not self.started and not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt  # abandon the start-up; `finally` stops what it started
 
 
 if __name__ == "__main__":

@@ -66,6 +66,18 @@ class Process:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+# Process groups this process started, so a signal handler can reach them all without a lock
+# (appending to and iterating a list are single bytecodes): also one not yet in a LocalStack.
+SPAWNED_GROUPS: list[int] = []
+
+
+def signal_spawned(signum: int) -> None:
+    """Send ``signum`` to every process group started here; safe inside a signal handler."""
+    for group in list(SPAWNED_GROUPS):
+        with contextlib.suppress(OSError):
+            os.killpg(group, signum)
+
+
 def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Process:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
@@ -80,6 +92,7 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Pro
         start_new_session=True,
     )
     out.close()
+    SPAWNED_GROUPS.append(popen.pid)  # start_new_session: its pid is its group's id
     return Process(name, popen, log_path)
 
 

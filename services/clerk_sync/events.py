@@ -31,6 +31,10 @@ _KINDS: dict[str, tuple[str, Literal["upsert", "delete"]]] = {
 # Owners of data sources (SPEC section 2): deleting these deletes the sources they own.
 _OWNER_PREFIX = {USERS: "user", ORGANIZATIONS: "org"}
 
+# Clerk's times are Unix milliseconds. Firestore stores 64-bit signed integers: a larger one
+# would fail at write time, on every retry, instead of being refused as malformed.
+MAX_TIME_MS = 2**63 - 1
+
 
 class MalformedEvent(ValueError):
     """A signed payload that does not have the shape Clerk documents."""
@@ -80,7 +84,9 @@ def change_from_event(envelope: Any) -> Change | None:
     data = envelope.get("data")
     if not isinstance(data, dict):
         raise MalformedEvent("event has no data object")
-    return change_from_object(kind[0], kind[1], data, _int(envelope.get("timestamp"), 0))
+    timestamp = envelope.get("timestamp")
+    event_ts = 0 if timestamp is None else time_ms(timestamp, "timestamp")
+    return change_from_object(kind[0], kind[1], data, event_ts)
 
 
 def change_from_object(
@@ -92,9 +98,24 @@ def change_from_object(
         raise MalformedEvent("object has no valid id")
     if action == "delete":
         return Change(collection, doc_id, "delete", None, None)
+    version = Version(time_ms(data.get("updated_at"), "updated_at"), event_ts)
     record = _RECORDS[collection](data)
-    version = Version(_int(data.get("updated_at"), 0), event_ts)
     return Change(collection, doc_id, "upsert", record, version)
+
+
+def time_ms(value: Any, name: str) -> int:
+    """A Clerk time: a JSON integer of Unix milliseconds, from 0 to 2**63 - 1.
+
+    Not a bool, a float (``1e30`` or ``1.5``), a string or an integer beyond 64 bits: a version
+    that cannot be compared or stored exactly is a malformed event (400), never a 500.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIME_MS:
+        raise MalformedEvent(f"{name} is not a time in Unix milliseconds")
+    return value
+
+
+def _optional_time_ms(value: Any, name: str) -> int | None:
+    return None if value is None else time_ms(value, name)
 
 
 def user_record(data: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +142,8 @@ def user_record(data: dict[str, Any]) -> dict[str, Any]:
         "username": username,
         "imageUrl": _text(data.get("image_url")) or _text(data.get("profile_image_url")),
         **_metadata(data.get("public_metadata")),
-        "createdAt": _int(data.get("created_at"), None),
-        "updatedAt": _int(data.get("updated_at"), None),
+        "createdAt": _optional_time_ms(data.get("created_at"), "created_at"),
+        "updatedAt": time_ms(data.get("updated_at"), "updated_at"),
         "deleted": False,
     }
 
@@ -134,8 +155,8 @@ def organization_record(data: dict[str, Any]) -> dict[str, Any]:
         "slug": _text(data.get("slug")),
         "imageUrl": _text(data.get("image_url")) or _text(data.get("logo_url")),
         **_metadata(data.get("public_metadata")),
-        "createdAt": _int(data.get("created_at"), None),
-        "updatedAt": _int(data.get("updated_at"), None),
+        "createdAt": _optional_time_ms(data.get("created_at"), "created_at"),
+        "updatedAt": time_ms(data.get("updated_at"), "updated_at"),
         "deleted": False,
     }
 
@@ -152,8 +173,8 @@ def membership_record(data: dict[str, Any]) -> dict[str, Any]:
         "userId": user_id,
         "role": _text(data.get("role")),
         **_metadata(data.get("public_metadata")),
-        "createdAt": _int(data.get("created_at"), None),
-        "updatedAt": _int(data.get("updated_at"), None),
+        "createdAt": _optional_time_ms(data.get("created_at"), "created_at"),
+        "updatedAt": time_ms(data.get("updated_at"), "updated_at"),
     }
 
 
@@ -209,13 +230,3 @@ def _metadata(value: Any) -> dict[str, Any]:
     if is_storable(metadata):
         return {"publicMetadata": metadata}
     return {"publicMetadata": None, "publicMetadataJson": json.dumps(metadata)}
-
-
-def _int(value: Any, default: int | None) -> int | None:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return default

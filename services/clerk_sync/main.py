@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 from dataclasses import dataclass
 
 from flask import Request, Response
 
-from services.clerk_sync import sync, verify
-from services.clerk_sync.events import MalformedEvent, change_from_event
-from services.common import strict_json
+from services.clerk_sync import delivery, verify
 from services.common.config import ConfigError, Env, FirestoreSettings, load_or_exit
-from services.common.errors import BadRequest
 from services.common.http import App, json_response, read_body, route
 
 MAX_BODY = 1024 * 1024  # Clerk's payloads are a few KiB; anything near this is not Clerk
@@ -42,35 +38,16 @@ def _is_webhook_secret(secret: str) -> bool:
 
 
 settings = load_or_exit("clerk-sync", Settings.from_env)
-
-
-@functools.cache
-def _webhook():
-    from svix.webhooks import Webhook
-
-    return Webhook(settings.webhook_secret)
+verifier = verify.SvixVerifier(settings.webhook_secret)
 
 
 def receive(request: Request) -> Response:
     headers = verify.svix_headers(request)
     body = read_body(request, MAX_BODY)
-    verify.verify(_webhook(), body, headers)
-    svix_id = headers["svix-id"]
-    envelope = None
-    try:
-        envelope = strict_json.parse(body)
-        change = change_from_event(envelope)
-    except (BadRequest, MalformedEvent) as err:
-        event_type = envelope.get("type") if isinstance(envelope, dict) else None
-        sync.record_failure(svix_id, str(event_type or "unknown"), type(err).__name__)
-        raise BadRequest("payload is not a Clerk event", code="malformed_event") from None
-    try:
-        outcome = sync.deliver(svix_id, envelope["type"], change, f"clerk:{envelope['type']}")
-    except sync.Unstorable:
-        sync.record_failure(svix_id, envelope["type"], "Unstorable")
-        raise BadRequest("the event's object cannot be stored", code="unstorable") from None
-    body = {"status": outcome.status, "reason": outcome.reason or None}
-    return json_response(200, {**body, "duplicate": outcome.duplicate})
+    verifier.verify(body, headers)  # 401 before anything about the body is looked at
+    outcome = delivery.deliver(headers["svix-id"], body)
+    answer = {"status": outcome.status, "reason": outcome.reason or None}
+    return json_response(200, {**answer, "duplicate": outcome.duplicate})
 
 
 app = App(

@@ -96,7 +96,9 @@ def _settle(change: Change | None, delivery, event_type: str, actor: str) -> Out
             return outcome
         except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
             continue  # something that was read has changed: read again, decide again
-        except (gexc.InvalidArgument, UnicodeEncodeError) as err:
+        except (gexc.InvalidArgument, ValueError, OverflowError) as err:
+            # Refused by Firestore, or by its wire encoding (UnicodeEncodeError is a ValueError;
+            # an integer beyond 64 bits is a ValueError or OverflowError): permanent, not a 500.
             raise Unstorable(type(err).__name__) from None
     raise StorageUnavailable("the object is being changed concurrently, retry")
 

@@ -6,6 +6,7 @@ with a Flask request for every path.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -126,14 +127,20 @@ class App:
             response = error_response(StorageUnavailable())
         except Exception as err:  # the one place a bug becomes a 500, never a stack trace
             error_type = type(err).__name__
-            error_code = InletError.code
-            response = error_response(InletError("internal error"))
+            if _is_credentials_outage(err):
+                error_code = StorageUnavailable.code
+                response = error_response(StorageUnavailable(CREDENTIALS_UNAVAILABLE))
+            else:
+                error_code = InletError.code
+                response = error_response(InletError("internal error"))
+                self._report(request, err, ctx)
         finally:
             context.deactivate(token)
         if matched is not None and matched.browser:
             self._cors(request, response)
         response.headers["X-Request-Id"] = ctx.request_id
         self._log(request, response, ctx, matched, error_type, error_code)
+        _end_body(request)
         return response
 
     def _match(self, request: Request) -> tuple[Route, dict[str, str]]:
@@ -165,6 +172,15 @@ class App:
 
     def _health(self, request: Request) -> Response:
         return json_response(200, {"status": "ok", "service": self.service})
+
+    def _report(self, request: Request, err: Exception, ctx: context.RequestContext) -> None:
+        """The stack trace of a 500, where an operator sees it: Cloud Error Reporting."""
+        logs.report_error(
+            err,
+            self.service,
+            context={"httpRequest": {"method": request.method, "url": request.path}},
+            **_ids(ctx, self.project),
+        )
 
     def _log(
         self,
@@ -198,6 +214,36 @@ class App:
             **({"errorCode": error_code} if error_code else {}),
             **_ids(ctx, self.project),
         )
+
+
+CREDENTIALS_UNAVAILABLE = "Google credentials are unavailable, retry later"
+
+
+def _is_credentials_outage(err: Exception) -> bool:
+    """google.auth could not obtain or refresh credentials (the metadata server or the token
+    endpoint did not answer): storage is unavailable for now, a 503 to retry, not a bug."""
+    from google.auth import exceptions as auth_errors
+
+    return isinstance(
+        err,
+        (
+            auth_errors.TransportError,
+            auth_errors.RefreshError,
+            auth_errors.DefaultCredentialsError,
+        ),
+    )
+
+
+def _end_body(request: Request) -> None:
+    """Nothing more is read from this request's body once it has been answered.
+
+    functions-framework calls ``request.get_data()`` after every non-streamed answer, which would
+    read into memory whatever the handler left: a refused 30 MiB body, or any body sent to a route
+    that never reads one (SPEC section 4). With the stream emptied that call reads nothing, and
+    gunicorn discards at most 64 KiB of what is left before it closes the connection instead of
+    keeping it alive. A handler that read its body whole loses nothing.
+    """
+    request.stream = io.BytesIO()
 
 
 def _request_id(request: Request) -> str:

@@ -123,3 +123,40 @@ def test_any_order_of_a_users_deliveries_converges_to_the_rules_state(clean, db,
     records = {d.id: d.to_dict() for d in db.collection("deliveries").stream()}
     assert set(records) == set(svix_ids)
     assert all(r["status"] in ("processed", "ignored") for r in records.values()), records
+
+
+# Values a signed event might carry where Clerk documents Unix milliseconds.
+hostile_times = st.one_of(
+    st.integers(min_value=2**63, max_value=10**40),
+    st.integers(max_value=-1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.text(max_size=12),
+    st.sampled_from([10**30, 1e30, "abc", "1700000000000", -1, True, 1.5, [1], {"ms": 1}]),
+)
+time_fields = st.sampled_from(["updated_at", "created_at", "timestamp"])
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(field=time_fields, value=hostile_times, kind=st.sampled_from(["user", "organization"]))
+def test_a_signed_event_with_a_malformed_time_is_400_and_recorded_failed(
+    clean, db, field, value, kind
+):
+    object_id = f"{kind[:4]}_{uuid.uuid4().hex[:16]}"
+    data = clerk.user(object_id, BASE_MS) if kind == "user" else clerk.organization(object_id, 1)
+    event = clerk.event(f"{kind}.created", data)
+    if field == "timestamp":
+        event["timestamp"] = value
+    else:
+        data[field] = value
+    svix_id = f"msg_{uuid.uuid4().hex}"
+    answer = clerk.post(clean.url("clerk-sync"), clean.webhook_secret, event, msg_id=svix_id)
+    assert answer.status_code == 400, (answer.status_code, answer.text)
+    assert answer.json()["error"]["code"] == "malformed_event"
+    record = db.collection("deliveries").document(svix_id).get().to_dict()
+    assert record["status"] == "failed", record
+    assert not db.collection(f"{kind}s").document(object_id).get().exists

@@ -109,11 +109,30 @@ def test_malformed_signature_entries_are_401_not_500(base, secret, signature):
     assert answer.status_code == 401
 
 
-def test_non_utf8_body_is_400_not_500(base, secret, db):
-    body = b'{"type": "user.created", "x": "\xff\xfe"}'
+NOT_UTF8 = b'{"type": "user.created", "x": "\xff\xfe"}'
+
+
+def test_a_non_utf8_body_with_a_bad_signature_is_401(base, secret, db):
     headers = clerk.signed_headers(secret, "placeholder")
-    answer = requests.post(f"{base}/webhooks/clerk", data=body, headers=headers, timeout=10)
-    assert answer.status_code == 400
+    answer = requests.post(f"{base}/webhooks/clerk", data=NOT_UTF8, headers=headers, timeout=10)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] == "invalid_signature"
+    assert deliveries(db) == {}
+
+
+def test_a_non_utf8_body_with_a_good_signature_is_400_and_recorded_failed(base, secret, db):
+    headers = clerk.signed_headers_over_bytes(secret, NOT_UTF8)
+    answer = requests.post(f"{base}/webhooks/clerk", data=NOT_UTF8, headers=headers, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert deliveries(db)[headers["svix-id"]]["status"] == "failed"
+    assert db.collection("users").limit(1).get() == []
+
+
+def test_a_non_utf8_body_signed_long_ago_is_401(base, secret, db):
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=6)
+    headers = clerk.signed_headers_over_bytes(secret, NOT_UTF8, when=when)
+    answer = requests.post(f"{base}/webhooks/clerk", data=NOT_UTF8, headers=headers, timeout=10)
+    assert answer.status_code == 401, answer.text
     assert deliveries(db) == {}
 
 

@@ -331,3 +331,39 @@ def test_versions_order_by_updated_at_then_envelope_timestamp():
     assert Version(1, 9) < Version(2, 0) < Version(2, 1)
     assert Version.from_record(Version(3, 4).to_record()) == Version(3, 4)
     assert Version.from_record(None) is None
+
+
+@pytest.mark.parametrize(
+    "value", [10**30, 2**63, 1e30, 1.5, 1_700_000_000_000.0, "abc", "17", -1, True, False, [], {}]
+)
+@pytest.mark.parametrize("field", ["updated_at", "created_at"])
+def test_a_time_that_is_not_64_bit_unix_milliseconds_is_malformed(field, value):
+    data = clerk.user("user_1", 10)
+    data[field] = value
+    with pytest.raises(MalformedEvent):
+        change_from_event(clerk.event("user.updated", data))
+
+
+@pytest.mark.parametrize("value", [10**30, 1e30, "abc", -5, True, None])
+def test_an_upsert_without_a_valid_updated_at_is_malformed(value):
+    data = clerk.organization("org_1", 10)
+    data["updated_at"] = value
+    with pytest.raises(MalformedEvent):
+        change_from_event(clerk.event("organization.updated", data))
+
+
+@pytest.mark.parametrize("value", [10**30, 1e30, "abc", -5, False])
+def test_an_envelope_timestamp_that_is_not_unix_milliseconds_is_malformed(value):
+    with pytest.raises(MalformedEvent):
+        change_from_event(clerk.event("user.updated", clerk.user("user_1", 10), timestamp=value))
+
+
+def test_the_largest_64_bit_time_is_a_version():
+    change = change_from_event(clerk.event("user.updated", clerk.user("user_1", 2**63 - 1)))
+    assert change.version.updated_at == 2**63 - 1
+
+
+def test_a_missing_created_at_is_stored_as_none():
+    data = clerk.user("user_1", 10)
+    del data["created_at"]
+    assert change_from_event(clerk.event("user.created", data)).record["createdAt"] is None

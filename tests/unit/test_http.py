@@ -13,6 +13,7 @@ import re
 import flask
 import pytest
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_errors
 
 from services.common import context
 from services.common.errors import Conflict
@@ -189,18 +190,60 @@ def test_an_unexpected_exception_is_a_json_500_without_details(capsys):
     assert "hunter2" not in body
     assert "RuntimeError" not in body
     out = capsys.readouterr().out
-    assert "hunter2" not in out
-    assert "Traceback" not in out
+    assert "hunter2" not in out  # the exception's message can quote input: never logged
 
 
-def test_an_unexpected_exception_is_one_error_line_naming_its_type(capsys):
+def test_an_unexpected_exception_is_an_error_request_line_naming_its_type(capsys):
     call("/crash", headers={"X-Request-Id": "req-500"})
 
-    (line,) = log_lines(capsys)
+    line = request_line(capsys)
     assert line["severity"] == "ERROR"
     assert line["httpRequest"]["status"] == 500
     assert line["errorType"] == "RuntimeError"
     assert line["requestId"] == "req-500"
+
+
+def test_a_500_reports_its_stack_trace_in_the_shape_error_reporting_reads(capsys):
+    call("/crash", headers={"X-Request-Id": "req-trace", "X-Cloud-Trace-Context": "abc123/1"})
+
+    (report,) = [line for line in log_lines(capsys) if "httpRequest" not in line]
+    assert report["severity"] == "ERROR"
+    assert report["@type"] == (
+        "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent"
+    )
+    assert report["serviceContext"] == {"service": "test"}
+    assert report["context"]["httpRequest"] == {"method": "GET", "url": "/crash"}
+    assert report["requestId"] == "req-trace"
+    assert report["logging.googleapis.com/trace"] == "projects/demo/traces/abc123"
+    trace = report["stack_trace"]
+    assert report["message"] == trace
+    # Python's own traceback format, down to the frame that raised, as Error Reporting parses it.
+    assert trace.startswith("Traceback (most recent call last):\n  File ")
+    assert re.search(r'File ".*test_http.py", line \d+, in crash\nRuntimeError$', trace)
+    assert trace.endswith("\nRuntimeError")
+    assert "hunter2" not in json.dumps(report) and BODY_MARKER not in json.dumps(report)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        auth_errors.TransportError("metadata server did not answer"),
+        auth_errors.RefreshError("token endpoint refused"),
+        auth_errors.DefaultCredentialsError("no credentials found"),
+    ],
+)
+def test_google_credentials_that_cannot_be_obtained_are_503_with_retry_after(capsys, error):
+    def obtain_credentials(request):
+        raise error
+
+    app = App("bare", [route("GET", "/creds", obtain_credentials)])
+    response = call("/creds", app=app)
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert response.get_json()["error"]["code"] == "storage_unavailable"
+    (line,) = log_lines(capsys)  # an outage, not a bug: no stack trace to report
+    assert line["httpRequest"]["status"] == 503
 
 
 def test_storage_unavailable_is_a_503_with_retry_after():
