@@ -41,6 +41,7 @@ INDEX_EXEMPTIONS = (
     IndexExemption("events", "body"),  # arbitrary JSON bytes, up to 256 KiB
     IndexExemption("events", "idempotencyKey"),
     IndexExemption("idempotency", "eventId"),
+    IndexExemption("idempotency", "bodySha256"),
     *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
 )
 

@@ -48,10 +48,34 @@ def test_signed_event_is_stored_with_raw_body_and_audit_fields(url, source, db):
 
 def test_repeated_idempotency_key_answers_200_with_the_first_id(url, source, db):
     first = partner.send(url, source["secret"], {"n": 1}, key="same")
-    again = partner.send(url, source["secret"], {"n": 2}, key="same")
+    again = partner.send(url, source["secret"], {"n": 1}, key="same")
     assert again.status_code == 200
     assert again.json() == {"id": first.json()["id"], "duplicate": True}
     assert len(events(db, source["id"])) == 1
+
+
+def test_idempotency_key_reused_with_another_body_is_422_and_stores_nothing(url, source, db):
+    first = partner.send(url, source["secret"], body=b'{"n": 1}', key="reused")
+    assert first.status_code == 202
+    reused = partner.send(url, source["secret"], body=b'{"n":1}', key="reused")  # other bytes
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    (stored,) = events(db, source["id"])
+    assert stored["id"] == first.json()["id"] and stored["body"] == b'{"n": 1}'
+    # The first body still answers as a duplicate.
+    again = partner.send(url, source["secret"], body=b'{"n": 1}', key="reused")
+    assert again.json() == {"id": first.json()["id"], "duplicate": True}
+
+
+def test_a_key_stored_before_bodies_were_hashed_stays_a_duplicate(url, source, db):
+    from google.cloud import firestore
+
+    first = partner.send(url, source["secret"], {"n": 1}, key="older")
+    keys = db.collection("sources").document(source["id"]).collection("idempotency")
+    (doc,) = list(keys.stream())
+    doc.reference.update({"bodySha256": firestore.DELETE_FIELD})
+    again = partner.send(url, source["secret"], {"n": 2}, key="older")
+    assert again.json() == {"id": first.json()["id"], "duplicate": True}
 
 
 def test_fifty_concurrent_repeats_store_exactly_one_event(url, source, db):
