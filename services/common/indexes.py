@@ -39,7 +39,12 @@ TTL_POLICIES = (
 
 INDEX_EXEMPTIONS = (
     IndexExemption("events", "body"),  # arbitrary JSON bytes, up to 256 KiB
-    IndexExemption("events", "idempotencyKey"),
+    # Audit fields of the event record: read with the event, never queried. Only receivedAt
+    # (retention, statistics, listing) keeps its index.
+    *(
+        IndexExemption("events", field)
+        for field in ("idempotencyKey", "signedAt", "size", "keyId", "scheme")
+    ),
     IndexExemption("idempotency", "eventId"),
     IndexExemption("idempotency", "bodySha256"),
     *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
