@@ -13,6 +13,7 @@ import secrets
 from typing import Any
 
 from services.common import store
+from services.common.contention import Contended, retry_contended
 
 SOURCES = "sources"
 EVENTS = "events"
@@ -69,21 +70,25 @@ def mark_deleted(source_id: str, actor: str) -> bool:
 
     db = store.client()
     ref = source_ref(source_id)
-    snap = ref.get(retry=store.retry())
-    if not snap.exists or snap.get("deleted"):
-        return False
-    batch = db.batch()
-    try:
+
+    def attempt() -> bool:
+        snap = ref.get(retry=store.retry())
+        if not snap.exists or snap.get("deleted"):
+            return False
+        batch = db.batch()
         batch.update(
             ref,
             {"deleted": True, "deletedAt": now(), "keys": []},
             option=db.write_option(last_update_time=snap.update_time),
         )
         batch.set(db.collection(AUDIT).document(), audit_entry("source.deleted", actor, source_id))
-        batch.commit(retry=store.retry())
-    except gexc.FailedPrecondition:
-        return mark_deleted(source_id, actor)  # changed under us (a rotation): look again
-    return True
+        try:
+            batch.commit(retry=store.retry())
+        except gexc.FailedPrecondition:
+            raise Contended from None  # changed under us (a rotation): look again
+        return True
+
+    return retry_contended(attempt, message="the source is being changed concurrently, retry")
 
 
 def delete_owned(owner: str, actor: str) -> list[str]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from flask import Request
 
 from services.common import source_store, store, strict_json
+from services.common.contention import Contended, retry_contended
 from services.common.errors import (
-    Conflict,
     NotFound,
     Unauthorized,
     Unprocessable,
@@ -75,7 +75,8 @@ def store_event(
     digest = hashlib.sha256(signed.idempotency_key.encode()).hexdigest()
     key_ref = source.collection(source_store.IDEMPOTENCY).document(digest)
     body_digest = hashlib.sha256(body).digest()
-    for _ in range(3):
+
+    def attempt() -> Stored:
         now = dt.datetime.now(dt.UTC)
         event_id = new_event_id()
         # Lean documents: every field costs encoding time on the hot path. The key itself is in
@@ -106,9 +107,11 @@ def store_event(
         except gexc.AlreadyExists:
             pass
         seen = key_ref.get(retry=store.retry())
-        if seen.exists and seen.get("eventId") == event_id:
+        if not seen.exists:
+            raise Contended  # the key expired and was collected in between: try again
+        if seen.get("eventId") == event_id:
             return Stored(event_id, duplicate=False)  # our commit landed; its retry did not
-        if seen.exists and seen.get("expireAt") > now:
+        if seen.get("expireAt") > now:
             first_digest = seen.to_dict().get("bodySha256")
             if first_digest is not None and not hmac.compare_digest(first_digest, body_digest):
                 raise Unprocessable(
@@ -116,17 +119,17 @@ def store_event(
                     code="idempotency_key_reused",
                 )
             return Stored(seen.get("eventId"), duplicate=True)
-        if seen.exists:
-            # An expired key the TTL sweep has not collected yet: replace it, unless a
-            # concurrent request replaced it first (then the loop finds theirs).
-            batch = db.batch()
-            batch.update(
-                key_ref, key_record, option=db.write_option(last_update_time=seen.update_time)
-            )
-            batch.create(source.collection(source_store.EVENTS).document(event_id), event)
-            try:
-                batch.commit(retry=store.retry())
-                return Stored(event_id, duplicate=False)
-            except (gexc.FailedPrecondition, gexc.AlreadyExists):
-                continue
-    raise Conflict("idempotency key is contended, retry", code="idempotency_conflict")
+        # An expired key the TTL sweep has not collected yet: replace it, unless a concurrent
+        # request replaced it first (then the next round finds theirs).
+        batch = db.batch()
+        batch.update(key_ref, key_record, option=db.write_option(last_update_time=seen.update_time))
+        batch.create(source.collection(source_store.EVENTS).document(event_id), event)
+        try:
+            batch.commit(retry=store.retry())
+        except (gexc.FailedPrecondition, gexc.AlreadyExists):
+            raise Contended from None
+        return Stored(event_id, duplicate=False)
+
+    return retry_contended(
+        attempt, message="idempotency key is contended, retry", code="idempotency_conflict"
+    )
