@@ -20,6 +20,9 @@ EVENTS = "events"
 IDEMPOTENCY = "idempotency"
 ROLLUPS = "rollups"
 AUDIT = "audit"
+# Clerk's users and organizations as clerk-sync keeps them; a deleted one is a tombstone.
+USERS = "users"
+ORGANIZATIONS = "organizations"
 SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
@@ -61,6 +64,22 @@ def write_audit(action: str, actor: str, source_id: str, **details: Any) -> None
     db = store.client()
     db.collection(AUDIT).document().set(
         audit_entry(action, actor, source_id, **details), retry=store.retry()
+    )
+
+
+def owner_deleted(user_id: str, org_id: str | None) -> bool:
+    """Whether Clerk has deleted the caller or its organization (clerk-sync left a tombstone).
+
+    A session token outlives its user by up to its expiry; a deleted owner must not create a
+    source that the deletion's cleanup has already passed over. One batched read.
+    """
+    db = store.client()
+    refs = [db.collection(USERS).document(user_id)]
+    if org_id:
+        refs.append(db.collection(ORGANIZATIONS).document(org_id))
+    return any(
+        snap.exists and snap.get("deleted") is True
+        for snap in db.get_all(refs, field_paths=["deleted"], retry=store.retry())
     )
 
 
