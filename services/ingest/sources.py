@@ -59,13 +59,15 @@ def _require_admin(principal: Principal) -> None:
         raise Forbidden("only organization admins may change data sources")
 
 
-def create(principal: Principal, body: dict[str, Any], keyring: Keyring) -> dict[str, Any]:
+def create(
+    principal: Principal, body: dict[str, Any], keyring: Keyring, ids: source_store.SourceIds
+) -> dict[str, Any]:
     _require_admin(principal)
     label, retention = _label(body), _retention(body)
     if source_store.owner_deleted(principal.user_id, principal.org_id):
         raise Forbidden("this user or organization has been deleted", code="owner_deleted")
     db = store.client()
-    source_id = source_store.new_source_id()
+    source_id = ids.new()
     secret = new_secret()
     now = dt.datetime.now(dt.UTC)
     record = {
