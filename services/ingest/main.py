@@ -106,8 +106,9 @@ def rotate_secret(request: Request, source_id: str) -> Response:
 
 def delete_source(request: Request, source_id: str) -> Response:
     principal = auth.verify_session(request, settings.clerk)
-    if sources.delete(principal, source_id):
-        outbox.schedule_refresh(settings.tasks, source_id, "delete")
+    sources.delete(principal, source_id)
+    # Repeats too: the first attempt may have deleted the source and failed to schedule.
+    outbox.schedule_refresh(settings.tasks, source_id, "delete")
     keys.forget(source_id)
     return Response(status=204)
 
