@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -188,3 +190,75 @@ def sweep(stack) -> dict:
     )
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+class CuttableProxy:
+    """A loopback TCP proxy in front of a gRPC server that can lose answers.
+
+    ``swallow_answers()`` keeps forwarding what the client sends but drops what the server
+    answers, as a network does when a reply is lost after the server acted; ``cut()`` then
+    resets every connection, so the client sees the call fail (UNAVAILABLE) and retries on a
+    fresh connection, which is forwarded normally again.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import socket
+
+        host, port = upstream.rsplit(":", 1)
+        self._upstream = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._open: list = []
+        self._swallowing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def swallow_answers(self) -> None:
+        with self._lock:
+            self._swallowing = True
+
+    def cut(self) -> None:
+        import socket
+
+        with self._lock:
+            self._swallowing = False
+            conns, self._open = self._open, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                # An abortive close (RST), as a dropped network path looks to the client;
+                # shutdown first, which also wakes the pump blocked reading this socket.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._upstream)
+            with self._lock:
+                self._open += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source, target, answers: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                with self._lock:
+                    drop = answers and self._swallowing
+                if not drop:
+                    target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for conn in (source, target):
+                with contextlib.suppress(OSError):
+                    conn.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 from services.clerk_sync.events import MEMBERSHIPS, Change, decide
 from services.common import source_store, store
-from services.common.errors import StorageUnavailable
+from services.common.contention import Contended, retry_contended
 
 DELIVERIES = "deliveries"
 # Memberships are removed on delete (SPEC section 1); their version and tombstone live here, so
@@ -31,7 +31,6 @@ DELIVERIES = "deliveries"
 MEMBERSHIP_VERSIONS = "membership_versions"
 DELIVERY_RETENTION = dt.timedelta(days=30)
 FINAL = ("processed", "ignored")
-MAX_ROUNDS = 10  # reads and commits before a contended delivery answers 503 (Svix retries)
 
 
 class Unstorable(Exception):
@@ -73,7 +72,9 @@ def _settle(change: Change | None, delivery, event_type: str, actor: str) -> Out
     db = store.client()
     received = now()
     owner_cleared = False
-    for _ in range(MAX_ROUNDS):
+
+    def attempt() -> Outcome:
+        nonlocal owner_cleared
         refs = ([delivery] if delivery else []) + (_object_refs(db, change) if change else [])
         read = {snap.reference.path: snap for snap in db.get_all(refs, retry=store.retry())}
         seen = read[delivery.path] if delivery else None
@@ -93,14 +94,15 @@ def _settle(change: Change | None, delivery, event_type: str, actor: str) -> Out
             _stage_delivery(db, batch, delivery, seen, event_type, outcome, received)
         try:
             batch.commit(retry=store.retry())
-            return outcome
         except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
-            continue  # something that was read has changed: read again, decide again
+            raise Contended from None  # something that was read has changed: read, decide again
         except (gexc.InvalidArgument, ValueError, OverflowError) as err:
             # Refused by Firestore, or by its wire encoding (UnicodeEncodeError is a ValueError;
             # an integer beyond 64 bits is a ValueError or OverflowError): permanent, not a 500.
             raise Unstorable(type(err).__name__) from None
-    raise StorageUnavailable("the object is being changed concurrently, retry")
+        return outcome
+
+    return retry_contended(attempt, message="the object is being changed concurrently, retry")
 
 
 def _object_refs(db, change: Change) -> list:

@@ -1,7 +1,7 @@
 """Who is calling: Clerk session tokens for the APIs, OIDC tokens for task endpoints (SPEC 4).
 
-Both are RS256 JWTs checked against a JWKS that is fetched lazily, cached, and re-fetched when a
-token names an unknown ``kid`` (key rotation).
+Both are RS256 JWTs checked against a JWKS that is fetched lazily, kept at most four minutes, and
+fetched again at once when a token names an unknown ``kid`` (key rotation).
 """
 
 from __future__ import annotations
@@ -10,19 +10,18 @@ import base64
 import functools
 import hashlib
 import json
+import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Request
 
 from services.common.config import ClerkAuthSettings, TaskSettings
 from services.common.errors import InletError, Unauthorized
-
-if TYPE_CHECKING:
-    import jwt
 
 # PyJWT and its cryptography backend are imported on first use, not at start-up (cold start).
 
@@ -59,18 +58,94 @@ class Principal:
         return self.org_id is None or self.org_role == "org:admin"
 
 
+MAX_KEY_AGE_S = 240.0  # a kid withdrawn from the JWKS stops verifying within five minutes
+UNKNOWN_KID_COOLDOWN_S = 1.0  # unknown kids refetch the set at most once a second
+FETCH_TIMEOUT_S = 5.0
+MAX_JWKS_BYTES = 1 << 20
+
+
+class SigningKeys:
+    """The keys of one JWKS URL by ``kid``, kept at most ``MAX_KEY_AGE_S`` (SPEC section 4).
+
+    - A key set older than that is fetched again before use, so a withdrawn ``kid`` stops
+      verifying within five minutes (PyJWT's key cache keeps a key forever).
+    - A ``kid`` the set does not hold fetches the set at once; a burst of unknown ``kid``s shares
+      one fetch a second: a request that arrives within the cooldown waits for the next fetch
+      rather than being refused (PyJWT's cooldown refuses a new key for 30 s). A request whose
+      ``kid`` is absent from a set fetched after it arrived is refused without another fetch.
+    - A set that cannot be fetched is a 503 (``AuthUnavailable``); failed fetches are retried at
+      most once a second, so a JWKS outage does not queue every request behind a timeout.
+    The clock and sleep are injectable so tests can age the set without waiting.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_age_s: float = MAX_KEY_AGE_S,
+        cooldown_s: float = UNKNOWN_KID_COOLDOWN_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self._max_age_s = max_age_s
+        self._cooldown_s = cooldown_s
+        self._clock = clock
+        self._sleep = sleep
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = -math.inf  # when the fetch of the current set started
+        self._failed_at = -math.inf
+        self._lock = threading.Lock()  # one fetch at a time
+
+    def key(self, kid: str) -> Any:
+        """The verification key for ``kid``; ``Unauthorized`` if the JWKS has none."""
+        arrived = self._clock()
+        keys, fetched_at = self._keys, self._fetched_at
+        if kid in keys and arrived - fetched_at < self._max_age_s:
+            return keys[kid]
+        with self._lock:
+            now = self._clock()
+            fresh = now - self._fetched_at < self._max_age_s
+            if fresh and kid in self._keys:
+                return self._keys[kid]  # fetched while this request waited for the lock
+            if fresh and self._fetched_at >= arrived:
+                raise Unauthorized("invalid token")  # a set fetched since it arrived lacks it
+            if now - self._failed_at < self._cooldown_s:
+                raise AuthUnavailable("signing keys could not be fetched, retry later")
+            if fresh:  # an unknown kid: at most one fetch per cooldown
+                self._sleep(max(0.0, self._fetched_at + self._cooldown_s - now))
+            self._fetch()
+            if kid in self._keys:
+                return self._keys[kid]
+        raise Unauthorized("invalid token")
+
+    def _fetch(self) -> None:
+        import urllib.request
+
+        import jwt
+
+        started = self._clock()
+        try:
+            with urllib.request.urlopen(self.url, timeout=FETCH_TIMEOUT_S) as answer:  # noqa: S310
+                document = json.loads(answer.read(MAX_JWKS_BYTES))
+            found = jwt.PyJWKSet.from_dict(document)
+        except (OSError, ValueError, jwt.PyJWTError):
+            self._failed_at = self._clock()
+            raise AuthUnavailable("signing keys could not be fetched, retry later") from None
+        self._keys = {k.key_id: k.key for k in found.keys if k.key_id}
+        self._fetched_at = started
+
+
 _jwks_lock = threading.Lock()
-_jwks_clients: dict[str, jwt.PyJWKClient] = {}
+_jwks_sets: dict[str, SigningKeys] = {}
 
 
-def _jwks(url: str) -> jwt.PyJWKClient:
-    import jwt
-
+def signing_keys(url: str) -> SigningKeys:
+    """The process's key cache for one JWKS URL (Clerk's, or Google's for task tokens)."""
     with _jwks_lock:
-        found = _jwks_clients.get(url)
+        found = _jwks_sets.get(url)
         if found is None:
-            found = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
-            _jwks_clients[url] = found
+            found = _jwks_sets[url] = SigningKeys(url)
         return found
 
 
@@ -87,12 +162,13 @@ def _decode(token: str, jwks_url: str, **options: Any) -> dict[str, Any]:
 
     try:
         header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
         if header.get("alg") != "RS256":
             raise Unauthorized("token must be RS256")
-        key = _jwks(jwks_url).get_signing_key(header.get("kid") or "").key
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("invalid token")
+        key = signing_keys(jwks_url).key(kid)
         return jwt.decode(token, key, algorithms=["RS256"], leeway=LEEWAY_S, **options)
-    except jwt.PyJWKClientConnectionError:
-        raise AuthUnavailable("signing keys could not be fetched, retry later") from None
     except jwt.PyJWTError:
         raise Unauthorized("invalid token") from None
 

@@ -53,6 +53,15 @@ class Keyring:
             keys.append((kid, material))
         return cls(keys)
 
+    def derive(self, purpose: bytes) -> tuple[bytes, ...]:
+        """A subkey per key-encryption key for ``purpose`` (HMAC-SHA256), current first, so a
+        secret besides the KEK itself never needs configuring or leaks the KEK."""
+        import hashlib
+        import hmac
+
+        order = [self.current_id, *(kid for kid in self._keys if kid != self.current_id)]
+        return tuple(hmac.new(self._keys[kid], purpose, hashlib.sha256).digest() for kid in order)
+
     def seal(self, plaintext: bytes, associated: bytes) -> Sealed:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

@@ -41,6 +41,12 @@ class Conflict(InletError):
     status, code = 409, "conflict"
 
 
+class Unprocessable(InletError):
+    """Well-formed and authentic, but refused as it stands (RFC 9110 422 Unprocessable Content)."""
+
+    status, code = 422, "unprocessable"
+
+
 class PayloadTooLarge(InletError):
     status, code = 413, "payload_too_large"
 

@@ -39,14 +39,32 @@ TTL_POLICIES = (
 
 INDEX_EXEMPTIONS = (
     IndexExemption("events", "body"),  # arbitrary JSON bytes, up to 256 KiB
-    IndexExemption("events", "idempotencyKey"),
+    # Audit fields of the event record: read with the event, never queried. Only receivedAt
+    # (retention, statistics, listing) keeps its index.
+    *(
+        IndexExemption("events", field)
+        for field in ("idempotencyKey", "signedAt", "size", "keyId", "scheme")
+    ),
     IndexExemption("idempotency", "eventId"),
+    IndexExemption("idempotency", "bodySha256"),
+    # Refresh markers: fields that increase across all sources, and fields no query filters on
+    # alone. The sweep reads them through the composite indexes below, which lead with the
+    # shard, so no index holds one increasing range for the whole collection (outbox.py).
+    *(
+        IndexExemption("refresh_pending", field)
+        for field in ("createdAt", "enqueuedAt", "bucket", "reason", "claim", "shard")
+    ),
     *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
 )
 
 COMPOSITE_INDEXES = (
-    # The sweep: refresh markers never enqueued, oldest first.
-    CompositeIndex("refresh_pending", (("enqueuedAt", "ASCENDING"), ("createdAt", "ASCENDING"))),
+    # The sweep, per shard: markers older than a minute; never enqueued; enqueued long ago.
+    CompositeIndex("refresh_pending", (("shard", "ASCENDING"), ("createdAt", "ASCENDING"))),
+    CompositeIndex(
+        "refresh_pending",
+        (("shard", "ASCENDING"), ("enqueuedAt", "ASCENDING"), ("createdAt", "ASCENDING")),
+    ),
+    CompositeIndex("refresh_pending", (("shard", "ASCENDING"), ("enqueuedAt", "ASCENDING"))),
     # GET /v1/sources: the caller's live sources, paged by id.
     CompositeIndex("sources", (("owner", "ASCENDING"), ("deleted", "ASCENDING"))),
     # The sweep: deleted sources not purged yet, deleted over a minute ago.

@@ -5,6 +5,14 @@ enqueued, so a failed enqueue loses nothing: ``sweep`` re-enqueues old markers, 
 handler deletes the markers it has served. Within one instance a bucket costs one marker write
 and one enqueue however many events arrive in it; across instances the marker's must-not-exist
 precondition decides who enqueues, because the tasks emulator does not refuse repeated names.
+
+Layout, for scale: ``refresh_pending/{source}_{reason}_{bucket}`` with a ``shard`` field
+(``SHARDS`` values, from the source id). Every field that increases across sources (``createdAt``,
+``enqueuedAt``, ``bucket``) is exempted from single-field indexing, and the sweep's queries run
+per shard on composite indexes that lead with ``shard``: Firestore's ~500 writes/s ceiling for
+an increasing indexed value then applies per shard, not to the whole collection (see
+``services/common/indexes.py`` and the README's capacity model). One source writes at most one
+marker per reason and second, far below any per-source ceiling.
 """
 
 from __future__ import annotations
@@ -12,13 +20,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import math
+import secrets
 import threading
 import time
 
 from services.common import logs, store, tasks
 from services.common.config import TaskSettings
+from services.common.errors import StorageUnavailable
 
 MARKERS = "refresh_pending"
+SHARDS = 16  # about 16 x 500 markers/s across sources; the sweep runs 3 queries per shard
 BUCKET_S = 1
 SWEEP_AFTER = dt.timedelta(minutes=1)
 REENQUEUE_AFTER = dt.timedelta(minutes=10)  # enqueued but never served: the task was lost
@@ -34,10 +46,18 @@ def task_id(source_id: str, reason: str, bucket: int, attempt: str = "") -> str:
     return f"{hashlib.sha256(base.encode()).hexdigest()[:8]}-{base}"
 
 
+def shard_of(source_id: str) -> int:
+    """The source's marker shard: stable, spread evenly by hashing the id."""
+    return int.from_bytes(hashlib.sha256(source_id.encode()).digest()[:4], "big") % SHARDS
+
+
 def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "event") -> None:
     """Make sure one refresh of the source runs just after the current bucket closes.
 
-    Never raises for a Tasks failure: the marker stays and the sweep retries it.
+    Never raises for a Tasks failure alone: the marker stays and the sweep retries it. Raises
+    ``StorageUnavailable`` when neither the marker nor the task could be recorded, since nothing
+    durable would then remember the refresh: the caller answers 503 and its retry (a partner's
+    duplicate, a task's redelivery) schedules again.
     """
     bucket = int(time.time()) // BUCKET_S
     key = (source_id, reason)
@@ -52,12 +72,15 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
     db = store.client()
     marker = db.collection(MARKERS).document(f"{source_id}_{reason}_{bucket}")
     now = dt.datetime.now(dt.UTC)
+    claim = secrets.token_hex(8)  # tells this call's own committed create from another's
     try:
         marker.create(
             {
                 "sourceId": source_id,
                 "reason": reason,
                 "bucket": bucket,
+                "shard": shard_of(source_id),
+                "claim": claim,
                 "createdAt": now,
                 # Optimistic, so the usual path costs one write; a failed enqueue clears it.
                 "enqueuedAt": now,
@@ -67,7 +90,11 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
         )
         marked = True
     except gexc.AlreadyExists:
-        return  # another instance owns this bucket
+        # Another instance owns this bucket, unless the create was retried after its first
+        # attempt had committed (its answer lost): then the marker carries our claim.
+        if not _claimed(marker, claim):
+            return
+        marked = True
     except store.storage_errors() as err:
         marked = False  # the task name is deterministic: enqueueing without the marker is safe
         logs.warning(
@@ -78,9 +105,20 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
         return
     if marked:
         _mark(marker, None)  # the sweep re-enqueues it after a minute
-    else:
-        with _recent_lock:  # neither marker nor task: the next event of this window retries
-            _recent.pop(key, None)
+        return
+    with _recent_lock:  # neither marker nor task: the next attempt of this window retries
+        _recent.pop(key, None)
+    raise StorageUnavailable("the refresh could not be scheduled, retry")
+
+
+def _claimed(marker, claim: str) -> bool:
+    """Whether the existing marker is this call's own. If that cannot be read, assume so: an
+    extra enqueue under the bucket's deterministic task name costs at most one refresh."""
+    try:
+        snap = marker.get(field_paths=["claim"], retry=store.retry())
+    except store.storage_errors():
+        return True
+    return snap.exists and snap.get("claim") == claim
 
 
 def _enqueue(settings, source_id: str, reason: str, name: str, run_at: dt.datetime) -> bool:
@@ -105,7 +143,8 @@ def _mark(marker, enqueued_at: dt.datetime | None) -> None:
 def sweep(settings: TaskSettings, limit: int = 200) -> tuple[dict[str, int], set[str]]:
     """Re-enqueue the refreshes still owed: markers never enqueued (after a minute) and markers
     enqueued but never served (after ten). One task per source and reason; stops at the first
-    enqueue failure, since Cloud Tasks is then down and the next sweep will try again.
+    enqueue failure, since Cloud Tasks is then down and the next sweep will try again. Each shard
+    is queried on its own (``limit`` is shared out between them).
 
     Returns the counts and the ids of the sources with markers older than a minute.
     """
@@ -113,22 +152,25 @@ def sweep(settings: TaskSettings, limit: int = 200) -> tuple[dict[str, int], set
 
     markers = store.client().collection(MARKERS)
     now = dt.datetime.now(dt.UTC)
+    per_shard = max(1, math.ceil(limit / SHARDS))
     counts = {"reenqueued": 0, "dropped": 0, "failed": 0}
     sources: set[str] = set()
-    old = markers.where(filter=FieldFilter("createdAt", "<", now - SWEEP_AFTER))
-    for snap in old.order_by("createdAt").limit(limit).stream(retry=store.retry()):
-        sources.add(snap.get("sourceId"))
-        if snap.get("createdAt") < now - GIVE_UP_AFTER:
-            snap.reference.delete(retry=store.retry())
-            counts["dropped"] += 1
-            logs.warning("refresh marker dropped after a day", sourceId=snap.get("sourceId"))
-    never = old.where(filter=FieldFilter("enqueuedAt", "==", None)).order_by("createdAt")
-    lost = markers.where(filter=FieldFilter("enqueuedAt", "<", now - REENQUEUE_AFTER))
     owed: dict[tuple[str, str], list] = {}
-    for query in (never.limit(limit), lost.order_by("enqueuedAt").limit(limit)):
-        for snap in query.stream(retry=store.retry()):
-            if snap.get("createdAt") >= now - GIVE_UP_AFTER:
-                owed.setdefault((snap.get("sourceId"), snap.get("reason")), []).append(snap)
+    for shard in range(SHARDS):
+        in_shard = markers.where(filter=FieldFilter("shard", "==", shard))
+        old = in_shard.where(filter=FieldFilter("createdAt", "<", now - SWEEP_AFTER))
+        for snap in old.order_by("createdAt").limit(per_shard).stream(retry=store.retry()):
+            sources.add(snap.get("sourceId"))
+            if snap.get("createdAt") < now - GIVE_UP_AFTER:
+                snap.reference.delete(retry=store.retry())
+                counts["dropped"] += 1
+                logs.warning("refresh marker dropped after a day", sourceId=snap.get("sourceId"))
+        never = old.where(filter=FieldFilter("enqueuedAt", "==", None)).order_by("createdAt")
+        lost = in_shard.where(filter=FieldFilter("enqueuedAt", "<", now - REENQUEUE_AFTER))
+        for query in (never.limit(per_shard), lost.order_by("enqueuedAt").limit(per_shard)):
+            for snap in query.stream(retry=store.retry()):
+                if snap.get("createdAt") >= now - GIVE_UP_AFTER:
+                    owed.setdefault((snap.get("sourceId"), snap.get("reason")), []).append(snap)
     minute = int(now.timestamp()) // 60
     for (source_id, reason), snaps in owed.items():
         name = task_id(source_id, reason, snaps[0].get("bucket"), f"-s{minute}")

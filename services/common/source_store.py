@@ -8,32 +8,85 @@ monotonically increasing receive times cap only that source's write rate.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.common import store
+from services.common.contention import Contended, retry_contended
+
+if TYPE_CHECKING:
+    from services.common.crypto import Keyring
 
 SOURCES = "sources"
 EVENTS = "events"
 IDEMPOTENCY = "idempotency"
 ROLLUPS = "rollups"
 AUDIT = "audit"
+# Clerk's users and organizations as clerk-sync keeps them; a deleted one is a tombstone.
+USERS = "users"
+ORGANIZATIONS = "organizations"
 SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
 # Instances cache a source's keys for up to 30 s (ingest/keys.py); purge only after that.
 PURGE_AFTER = dt.timedelta(seconds=60)
-_SOURCE_ID = re.compile(r"src_[0-9a-f]{20}")
-
-
-def new_source_id() -> str:
-    return "src_" + secrets.token_hex(10)
+# A source id is ``src_`` + 20 random hex + a 12-hex keyed check (a truncated HMAC of the random
+# part), so the receiver refuses ids it did not mint before any lookup or cache (SPEC section 2).
+# Ids minted before the check carry none: ``src_`` + 20 hex ("legacy"), accepted only if listed.
+_SOURCE_ID = re.compile(r"src_[0-9a-f]{20}(?:[0-9a-f]{12})?")
+_RANDOM_HEX = 20
+_CHECK_HEX = 12
+_CHECK_PURPOSE = b"inlet source id check v1"
 
 
 def is_source_id(value: str) -> bool:
-    """Ids are ours to mint: anything else is unknown without asking Firestore."""
+    """Whether ``value`` has the shape of a source id (checked or legacy); says nothing of the
+    check itself, which needs the key (``SourceIds.recognised``)."""
     return _SOURCE_ID.fullmatch(value) is not None  # not match + "$": that allows a final "\n"
+
+
+class SourceIds:
+    """Mints source ids and recognises the ones this deployment minted, without Firestore.
+
+    The check key is derived from each key-encryption key in ``SOURCE_KEK``: ids are minted
+    under the current one and recognised under any listed one, so putting a new KEK first keeps
+    old ids valid for as long as the old KEK stays listed (as its sealed secrets need anyway).
+    """
+
+    def __init__(self, check_keys: tuple[bytes, ...], legacy: frozenset[str] = frozenset()):
+        if not check_keys:
+            raise ValueError("at least one check key is required")
+        self._keys = check_keys
+        self._legacy = legacy
+
+    @classmethod
+    def from_keyring(cls, keyring: Keyring, legacy: tuple[str, ...] = ()) -> SourceIds:
+        return cls(keyring.derive(_CHECK_PURPOSE), frozenset(legacy))
+
+    @staticmethod
+    def is_legacy(value: str) -> bool:
+        return len(value) == 4 + _RANDOM_HEX and is_source_id(value)
+
+    def new(self) -> str:
+        random_part = secrets.token_hex(_RANDOM_HEX // 2)
+        return f"src_{random_part}{self._check(self._keys[0], random_part)}"
+
+    def recognised(self, value: str) -> bool:
+        """Minted here (its check verifies) or a listed legacy id. Constant-time per key."""
+        if len(value) != 4 + _RANDOM_HEX + _CHECK_HEX or not is_source_id(value):
+            return value in self._legacy
+        random_part, check = value[4 : 4 + _RANDOM_HEX], value[4 + _RANDOM_HEX :]
+        found = False
+        for key in self._keys:
+            found |= hmac.compare_digest(self._check(key, random_part), check)
+        return found
+
+    @staticmethod
+    def _check(key: bytes, random_part: str) -> str:
+        return hmac.new(key, random_part.encode(), hashlib.sha256).hexdigest()[:_CHECK_HEX]
 
 
 def now() -> dt.datetime:
@@ -63,27 +116,47 @@ def write_audit(action: str, actor: str, source_id: str, **details: Any) -> None
     )
 
 
+def owner_deleted(user_id: str, org_id: str | None) -> bool:
+    """Whether Clerk has deleted the caller or its organization (clerk-sync left a tombstone).
+
+    A session token outlives its user by up to its expiry; a deleted owner must not create a
+    source that the deletion's cleanup has already passed over. One batched read.
+    """
+    db = store.client()
+    refs = [db.collection(USERS).document(user_id)]
+    if org_id:
+        refs.append(db.collection(ORGANIZATIONS).document(org_id))
+    return any(
+        snap.exists and snap.get("deleted") is True
+        for snap in db.get_all(refs, field_paths=["deleted"], retry=store.retry())
+    )
+
+
 def mark_deleted(source_id: str, actor: str) -> bool:
     """Stop accepting events at once; the purge removes the data later. True if newly deleted."""
     from google.api_core import exceptions as gexc
 
     db = store.client()
     ref = source_ref(source_id)
-    snap = ref.get(retry=store.retry())
-    if not snap.exists or snap.get("deleted"):
-        return False
-    batch = db.batch()
-    try:
+
+    def attempt() -> bool:
+        snap = ref.get(retry=store.retry())
+        if not snap.exists or snap.get("deleted"):
+            return False
+        batch = db.batch()
         batch.update(
             ref,
             {"deleted": True, "deletedAt": now(), "keys": []},
             option=db.write_option(last_update_time=snap.update_time),
         )
         batch.set(db.collection(AUDIT).document(), audit_entry("source.deleted", actor, source_id))
-        batch.commit(retry=store.retry())
-    except gexc.FailedPrecondition:
-        return mark_deleted(source_id, actor)  # changed under us (a rotation): look again
-    return True
+        try:
+            batch.commit(retry=store.retry())
+        except gexc.FailedPrecondition:
+            raise Contended from None  # changed under us (a rotation): look again
+        return True
+
+    return retry_contended(attempt, message="the source is being changed concurrently, retry")
 
 
 def delete_owned(owner: str, actor: str) -> list[str]:

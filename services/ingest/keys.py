@@ -2,8 +2,10 @@
 
 Entries live 30 s, so a deletion or the end of a grace period takes effect within 30 s. A
 signature mismatch against an entry older than 1 s reloads it (at most once a second per
-source), so a freshly rotated secret verifies at once. Unknown and deleted sources are cached
-too: refused traffic against a cached source costs no Firestore call.
+source), so a freshly rotated secret verifies at once. Ids this deployment did not mint (their
+keyed check fails) are refused before any lookup and never enter the cache, so a flood of
+random ids costs no Firestore call. Deleted (or never stored) sources with a valid id are
+cached apart from live ones, so they cannot evict a live source's keys either.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from services.common.crypto import Keyring, Sealed
 
 TTL_S = 30.0
 RELOAD_AFTER_S = 1.0
-MAX_ENTRIES = 10_000  # random unknown ids must not grow an instance's memory without bound
+MAX_ENTRIES = 10_000  # live sources; the least recently loaded goes first
+MAX_ABSENT = 10_000  # deleted or unknown sources with a valid id, kept apart from live ones
 
 
 @dataclass(frozen=True)
@@ -46,24 +49,26 @@ _UNKNOWN = Entry(loaded_at=float("inf"), found=False)
 
 
 class KeyCache:
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, ids: source_store.SourceIds) -> None:
         self._keyring = keyring
-        self._entries: dict[str, Entry] = {}
+        self._ids = ids
+        self._entries: dict[str, Entry] = {}  # live sources
+        self._absent: dict[str, Entry] = {}  # deleted or unknown, with a valid id
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
     def get(self, source_id: str) -> Entry:
-        if not source_store.is_source_id(source_id):
-            return _UNKNOWN
-        entry = self._entries.get(source_id)
+        entry = self._entries.get(source_id) or self._absent.get(source_id)
         if entry is not None and time.monotonic() - entry.loaded_at <= TTL_S:
-            return entry
+            return entry  # only recognised ids are ever cached: no check needed
+        if not self._ids.recognised(source_id):
+            return _UNKNOWN  # not minted here: no lookup, no cache entry
         # One load per source at a time: a burst on a cold or expired entry waits for it
         # instead of reading (and decrypting, and auditing) once per request.
         with self._lock:
             loading = self._loading.setdefault(source_id, threading.Lock())
         with loading:
-            entry = self._entries.get(source_id)
+            entry = self._entries.get(source_id) or self._absent.get(source_id)
             if entry is None or time.monotonic() - entry.loaded_at > TTL_S:
                 entry = self._load(source_id, entry)
         with self._lock:
@@ -80,7 +85,9 @@ class KeyCache:
         return self._load(source_id, entry)
 
     def forget(self, source_id: str) -> None:
-        self._entries.pop(source_id, None)
+        with self._lock:
+            self._entries.pop(source_id, None)
+            self._absent.pop(source_id, None)
 
     def _load(self, source_id: str, previous: Entry | None) -> Entry:
         snap = source_store.source_ref(source_id).get(retry=store.retry())
@@ -93,9 +100,13 @@ class KeyCache:
             entry.reloaded_at = previous.reloaded_at
         with self._lock:
             self._entries.pop(source_id, None)
-            while len(self._entries) >= MAX_ENTRIES:
-                self._entries.pop(next(iter(self._entries)))  # the oldest load
-            self._entries[source_id] = entry
+            self._absent.pop(source_id, None)
+            table, bound = (
+                (self._entries, MAX_ENTRIES) if entry.found else (self._absent, MAX_ABSENT)
+            )
+            while len(table) >= bound:
+                table.pop(next(iter(table)))  # the oldest load
+            table[source_id] = entry
         return entry
 
     def _open(self, source_id: str, record: dict, previous: Entry | None) -> tuple:

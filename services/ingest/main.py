@@ -10,6 +10,7 @@ from flask import Request, Response
 from services.common import auth, outbox
 from services.common.config import (
     ClerkAuthSettings,
+    ConfigError,
     Env,
     FirestoreSettings,
     TaskSettings,
@@ -18,6 +19,7 @@ from services.common.config import (
 from services.common.crypto import Keyring
 from services.common.errors import BadRequest
 from services.common.http import App, json_body, json_response, route
+from services.common.source_store import SourceIds
 from services.ingest import maintenance, receive, sources
 from services.ingest.keys import KeyCache
 
@@ -28,24 +30,30 @@ class Settings:
     clerk: ClerkAuthSettings
     tasks: TaskSettings
     keyring: Keyring
+    source_ids: SourceIds
     public_url: str | None
     cors_origins: tuple[str, ...]
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
         env = env or Env()
+        keyring = Keyring.parse(env.str("SOURCE_KEK"))
+        legacy = env.list("LEGACY_SOURCE_IDS")
+        if not all(SourceIds.is_legacy(value) for value in legacy):
+            raise ConfigError("LEGACY_SOURCE_IDS entries must look like src_<20 hex>")
         return cls(
             firestore=FirestoreSettings.from_env(env),
             clerk=ClerkAuthSettings.from_env(env),
             tasks=TaskSettings.from_env(env),
-            keyring=Keyring.parse(env.str("SOURCE_KEK")),
+            keyring=keyring,
+            source_ids=SourceIds.from_keyring(keyring, legacy),
             public_url=env.optional("INGEST_PUBLIC_URL"),
             cors_origins=env.list("CORS_ORIGINS"),
         )
 
 
 settings = load_or_exit("ingest", Settings.from_env)
-keys = KeyCache(settings.keyring)
+keys = KeyCache(settings.keyring, settings.source_ids)
 
 
 def _base_url(request: Request) -> str:
@@ -69,7 +77,7 @@ def inbound(request: Request, source_id: str) -> Response:
 
 def create_source(request: Request) -> Response:
     principal = auth.verify_session(request, settings.clerk)
-    record = sources.create(principal, json_body(request), settings.keyring)
+    record = sources.create(principal, json_body(request), settings.keyring, settings.source_ids)
     return json_response(201, sources.view(record, _base_url(request), with_stats=False))
 
 
@@ -98,8 +106,9 @@ def rotate_secret(request: Request, source_id: str) -> Response:
 
 def delete_source(request: Request, source_id: str) -> Response:
     principal = auth.verify_session(request, settings.clerk)
-    if sources.delete(principal, source_id):
-        outbox.schedule_refresh(settings.tasks, source_id, "delete")
+    sources.delete(principal, source_id)
+    # Repeats too: the first attempt may have deleted the source and failed to schedule.
+    outbox.schedule_refresh(settings.tasks, source_id, "delete")
     keys.forget(source_id)
     return Response(status=204)
 

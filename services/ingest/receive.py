@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -11,7 +12,13 @@ from dataclasses import dataclass
 from flask import Request
 
 from services.common import source_store, store, strict_json
-from services.common.errors import Conflict, NotFound, Unauthorized, UnsupportedMediaType
+from services.common.contention import Contended, retry_contended
+from services.common.errors import (
+    NotFound,
+    Unauthorized,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from services.common.http import read_body
 from services.ingest import signature
 from services.ingest.keys import KeyCache
@@ -43,7 +50,7 @@ def receive(request: Request, source_id: str, keys: KeyCache) -> Stored:
         if key_id is None:
             raise Unauthorized("no signature matches", code="invalid_signature")
     strict_json.parse(body)  # 7: 400
-    return store_event(source_id, signed, body, key_id)  # 8: 200 duplicate, 9: 202
+    return store_event(source_id, signed, body, key_id)  # 8: 200, 8': 422, 9: 202
 
 
 def new_event_id() -> str:
@@ -54,20 +61,29 @@ def new_event_id() -> str:
 def store_event(
     source_id: str, signed: signature.SignedRequest, body: bytes, key_id: str
 ) -> Stored:
-    """Store the event, or find the one its idempotency key already names."""
+    """Store the event, or find the one its idempotency key already names.
+
+    The key's document keeps the SHA-256 of the first body: a repeat with the same bytes is a
+    duplicate, a repeat with other bytes is refused (422) and stores nothing, as the IETF
+    Idempotency-Key draft says. Key documents written before the digest was kept carry none;
+    their repeats stay duplicates until the key expires (24 h).
+    """
     from google.api_core import exceptions as gexc
 
     db = store.client()
     source = source_store.source_ref(source_id)
     digest = hashlib.sha256(signed.idempotency_key.encode()).hexdigest()
     key_ref = source.collection(source_store.IDEMPOTENCY).document(digest)
-    for _ in range(3):
+    body_digest = hashlib.sha256(body).digest()
+
+    def attempt() -> Stored:
         now = dt.datetime.now(dt.UTC)
         event_id = new_event_id()
         # Lean documents: every field costs encoding time on the hot path. The key itself is in
         # the event; the key document only points at it and says when it expires.
         key_record = {
             "eventId": event_id,
+            "bodySha256": body_digest,
             "expireAt": now + IDEMPOTENCY_WINDOW,  # TTL field: garbage collection only
         }
         event = {
@@ -91,21 +107,29 @@ def store_event(
         except gexc.AlreadyExists:
             pass
         seen = key_ref.get(retry=store.retry())
-        if seen.exists and seen.get("eventId") == event_id:
+        if not seen.exists:
+            raise Contended  # the key expired and was collected in between: try again
+        if seen.get("eventId") == event_id:
             return Stored(event_id, duplicate=False)  # our commit landed; its retry did not
-        if seen.exists and seen.get("expireAt") > now:
+        if seen.get("expireAt") > now:
+            first_digest = seen.to_dict().get("bodySha256")
+            if first_digest is not None and not hmac.compare_digest(first_digest, body_digest):
+                raise Unprocessable(
+                    "this idempotency key was used with a different body",
+                    code="idempotency_key_reused",
+                )
             return Stored(seen.get("eventId"), duplicate=True)
-        if seen.exists:
-            # An expired key the TTL sweep has not collected yet: replace it, unless a
-            # concurrent request replaced it first (then the loop finds theirs).
-            batch = db.batch()
-            batch.update(
-                key_ref, key_record, option=db.write_option(last_update_time=seen.update_time)
-            )
-            batch.create(source.collection(source_store.EVENTS).document(event_id), event)
-            try:
-                batch.commit(retry=store.retry())
-                return Stored(event_id, duplicate=False)
-            except (gexc.FailedPrecondition, gexc.AlreadyExists):
-                continue
-    raise Conflict("idempotency key is contended, retry", code="idempotency_conflict")
+        # An expired key the TTL sweep has not collected yet: replace it, unless a concurrent
+        # request replaced it first (then the next round finds theirs).
+        batch = db.batch()
+        batch.update(key_ref, key_record, option=db.write_option(last_update_time=seen.update_time))
+        batch.create(source.collection(source_store.EVENTS).document(event_id), event)
+        try:
+            batch.commit(retry=store.retry())
+        except (gexc.FailedPrecondition, gexc.AlreadyExists):
+            raise Contended from None
+        return Stored(event_id, duplicate=False)
+
+    return retry_contended(
+        attempt, message="idempotency key is contended, retry", code="idempotency_conflict"
+    )

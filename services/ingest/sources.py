@@ -15,8 +15,9 @@ from typing import Any
 
 from services.common import source_store, store
 from services.common.auth import Principal
+from services.common.contention import Contended, retry_contended
 from services.common.crypto import Keyring
-from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
+from services.common.errors import BadRequest, Forbidden, NotFound
 
 DEFAULT_RETENTION = 1_000
 MAX_RETENTION = 100_000
@@ -58,11 +59,15 @@ def _require_admin(principal: Principal) -> None:
         raise Forbidden("only organization admins may change data sources")
 
 
-def create(principal: Principal, body: dict[str, Any], keyring: Keyring) -> dict[str, Any]:
+def create(
+    principal: Principal, body: dict[str, Any], keyring: Keyring, ids: source_store.SourceIds
+) -> dict[str, Any]:
     _require_admin(principal)
     label, retention = _label(body), _retention(body)
+    if source_store.owner_deleted(principal.user_id, principal.org_id):
+        raise Forbidden("this user or organization has been deleted", code="owner_deleted")
     db = store.client()
-    source_id = source_store.new_source_id()
+    source_id = ids.new()
     secret = new_secret()
     now = dt.datetime.now(dt.UTC)
     record = {
@@ -134,9 +139,10 @@ def rotate(
     if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE_S:
         raise BadRequest(f"graceSeconds must be an integer from 0 to {MAX_GRACE_S}")
     db = store.client()
-    for attempt in range(5):
-        if attempt:
-            snap = owned(principal, source_id)
+    read = [snap]
+
+    def attempt() -> dict[str, Any]:
+        snap = read.pop() if read else owned(principal, source_id)
         now = dt.datetime.now(dt.UTC)
         secret = new_secret()
         keys = [_new_key(keyring, source_id, secret, now)]
@@ -156,9 +162,10 @@ def rotate(
         try:
             batch.commit(retry=store.retry())
         except gexc.FailedPrecondition:
-            continue  # rotated concurrently: start from the newer state
+            raise Contended from None  # rotated concurrently: start from the newer state
         return {**snap.to_dict(), "keys": keys, "secret": secret}
-    raise Conflict("the source is being changed concurrently, retry")
+
+    return retry_contended(attempt, message="the source is being changed concurrently, retry")
 
 
 def delete(principal: Principal, source_id: str) -> bool:

@@ -30,3 +30,21 @@ def test_every_listed_field_exists_in_the_documents_written(clean, tenant, sourc
     for index in COMPOSITE_INDEXES:
         for doc in documents(index.collection_group):
             assert all(field in doc for field, _ in index.fields), index
+
+
+# Fields some query filters or orders on, per collection group; every other field a service
+# writes there must be exempted from indexing (SPEC section 2).
+QUERIED = {
+    "events": {"receivedAt"},
+    "idempotency": set(),
+}
+
+
+def test_event_and_idempotency_fields_no_query_uses_are_exempted(clean, source, db):
+    partner.send(source["url"], source["secret"], {"n": 1})
+    exempted: dict[str, set[str]] = {}
+    for exemption in INDEX_EXEMPTIONS:
+        exempted.setdefault(exemption.collection_group, set()).add(exemption.field)
+    for group, queried in QUERIED.items():
+        written = set().union(*(d.to_dict() for d in db.collection_group(group).stream()))
+        assert written - queried == exempted[group], group

@@ -48,10 +48,34 @@ def test_signed_event_is_stored_with_raw_body_and_audit_fields(url, source, db):
 
 def test_repeated_idempotency_key_answers_200_with_the_first_id(url, source, db):
     first = partner.send(url, source["secret"], {"n": 1}, key="same")
-    again = partner.send(url, source["secret"], {"n": 2}, key="same")
+    again = partner.send(url, source["secret"], {"n": 1}, key="same")
     assert again.status_code == 200
     assert again.json() == {"id": first.json()["id"], "duplicate": True}
     assert len(events(db, source["id"])) == 1
+
+
+def test_idempotency_key_reused_with_another_body_is_422_and_stores_nothing(url, source, db):
+    first = partner.send(url, source["secret"], body=b'{"n": 1}', key="reused")
+    assert first.status_code == 202
+    reused = partner.send(url, source["secret"], body=b'{"n":1}', key="reused")  # other bytes
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    (stored,) = events(db, source["id"])
+    assert stored["id"] == first.json()["id"] and stored["body"] == b'{"n": 1}'
+    # The first body still answers as a duplicate.
+    again = partner.send(url, source["secret"], body=b'{"n": 1}', key="reused")
+    assert again.json() == {"id": first.json()["id"], "duplicate": True}
+
+
+def test_a_key_stored_before_bodies_were_hashed_stays_a_duplicate(url, source, db):
+    from google.cloud import firestore
+
+    first = partner.send(url, source["secret"], {"n": 1}, key="older")
+    keys = db.collection("sources").document(source["id"]).collection("idempotency")
+    (doc,) = list(keys.stream())
+    doc.reference.update({"bodySha256": firestore.DELETE_FIELD})
+    again = partner.send(url, source["secret"], {"n": 2}, key="older")
+    assert again.json() == {"id": first.json()["id"], "duplicate": True}
 
 
 def test_fifty_concurrent_repeats_store_exactly_one_event(url, source, db):
@@ -194,12 +218,34 @@ def test_timestamp_slightly_ahead_is_accepted(url, source):
     assert requests.post(url, data=body, headers=hdrs, timeout=10).status_code == 202
 
 
-def test_unknown_source_is_404_and_cached(clean, ingest_url):
-    url = f"{ingest_url}/webhooks/inbound/src_{uuid.uuid4().hex[:20]}"
-    first = partner.send(url, "whsec_x")
-    second = partner.send(url, "whsec_x")
+def test_a_deleted_source_is_404_and_cached(clean, tenant, source):
+    assert tenant.delete(source["id"]).status_code == 204
+    first = partner.send(source["url"], source["secret"])
+    second = partner.send(source["url"], source["secret"])
     assert first.status_code == second.status_code == 404
     assert firestore_ops(clean, second) == 0  # negatively cached
+
+
+def test_random_well_formed_source_ids_cost_no_lookup_and_evict_nothing(clean, ingest_url, url, db):
+    """SPEC section 2: ids carry a keyed check, verified before any lookup or cache entry."""
+    bad = partner.send(url, "whsec_wrong")  # loads the real source into the cache
+    assert bad.status_code == 401
+    for n in range(60):
+        random_hex = uuid.uuid4().hex
+        # Both shapes: a checked id with a made-up check, and a legacy id nobody listed.
+        source_id = "src_" + (random_hex if n % 2 else random_hex[:20])
+        answer = partner.send(f"{ingest_url}/webhooks/inbound/{source_id}", "whsec_x")
+        assert answer.status_code == 404
+        assert firestore_ops(clean, answer) == 0
+    # The real source's keys are still cached: a bad signature costs at most the once-a-second
+    # reload, and no second decryption (an evicted source would be decrypted and audited again).
+    again = partner.send(url, "whsec_wrong")
+    assert again.status_code == 401
+    assert firestore_ops(clean, again) <= 1
+    decrypted = [
+        d for d in db.collection("audit").stream() if d.get("action") == "secret.decrypted"
+    ]
+    assert len(decrypted) == 1
 
 
 @pytest.mark.parametrize("source_id", ["__reserved__", "..", "src_" + "f" * 2000, "SRC_x"])

@@ -263,3 +263,24 @@ def test_receiver_urls_follow_the_scheme_the_client_used(tenant):
         timeout=10,
     )
     assert answer.json()["url"].startswith("https://127.0.0.1:")
+
+
+@pytest.mark.parametrize("deleted", ["user", "organization"])
+def test_a_deleted_owner_with_a_valid_token_cannot_create_a_source(clean, ingest_url, db, deleted):
+    from tests import clerk
+
+    token = clean.issuer.session_token("user_gone", org="org_gone")
+    api = SourceAPI(ingest_url, token)
+    assert api.create("before").status_code == 201
+    object_id = "user_gone" if deleted == "user" else "org_gone"
+    answer = clerk.post(
+        clean.url("clerk-sync"),
+        clean.webhook_secret,
+        clerk.event(f"{deleted}.deleted", clerk.deleted(deleted, object_id)),
+    )
+    assert answer.status_code == 200, answer.text
+    refused = api.create("after")  # the session token is still valid
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "owner_deleted"
+    labels = [d.get("label") for d in db.collection("sources").stream()]
+    assert labels == ["before"]

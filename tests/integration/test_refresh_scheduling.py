@@ -141,3 +141,25 @@ def test_a_refresh_enqueued_but_never_served_is_enqueued_again_after_ten_minutes
     assert sweep(clean)["reenqueued"] == 1
     assert wait_for(lambda: len(tasks_for(task_receiver, source["id"])) == 2)
     assert sweep(clean)["reenqueued"] == 0  # marked as enqueued again
+
+
+def test_the_sweep_finds_owed_refreshes_in_every_shard(clean, task_receiver, tenant, db):
+    """Markers are sharded so no index holds one increasing range for all sources (SPEC 2)."""
+    from services.common import outbox
+
+    created = [tenant.create(f"S{n}").json() for n in range(6)]
+    tasks = clean.processes["tasks"]
+    tasks.pause()
+    try:
+        for source in created:
+            assert partner.send(source["url"], source["secret"]).status_code == 202
+    finally:
+        tasks.resume()
+    markers = [m.to_dict() for m in db.collection("refresh_pending").stream()]
+    assert all(m["enqueuedAt"] is None for m in markers)
+    assert {m["shard"] for m in markers} == {outbox.shard_of(s["id"]) for s in created}
+    assert len({m["shard"] for m in markers}) > 1
+    age_markers(db)
+    assert sweep(clean)["reenqueued"] == len(created)
+    owed = {s["id"] for s in created}
+    assert wait_for(lambda: owed <= {t.body["sourceId"] for t in task_receiver.received()}, 30)
