@@ -11,8 +11,8 @@ from flask import Request, Response
 
 from services.clerk_sync import sync, verify
 from services.clerk_sync.events import MalformedEvent, change_from_event
-from services.common import strict_json
-from services.common.config import ConfigError, Env, FirestoreSettings, load_or_exit
+from services.common import outbox, strict_json
+from services.common.config import ConfigError, Env, FirestoreSettings, TaskSettings, load_or_exit
 from services.common.errors import BadRequest
 from services.common.http import App, json_response, read_body, route
 
@@ -23,6 +23,9 @@ MAX_BODY = 1024 * 1024  # Clerk's payloads are a few KiB; anything near this is 
 class Settings:
     firestore: FirestoreSettings
     webhook_secret: str
+    # A user or organization deleted in Clerk deletes its sources; their blocks then need a
+    # `delete` refresh (SPEC section 3), which clerk-sync schedules like ingest does.
+    tasks: TaskSettings
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
@@ -30,7 +33,7 @@ class Settings:
         secret = env.str("CLERK_WEBHOOK_SECRET")
         if not _is_webhook_secret(secret):
             raise ConfigError("CLERK_WEBHOOK_SECRET must be whsec_<base64>, as Clerk shows it")
-        return cls(FirestoreSettings.from_env(env), secret)
+        return cls(FirestoreSettings.from_env(env), secret, TaskSettings.from_env(env))
 
 
 def _is_webhook_secret(secret: str) -> bool:
@@ -65,12 +68,23 @@ def receive(request: Request) -> Response:
         sync.record_failure(svix_id, str(event_type or "unknown"), type(err).__name__)
         raise BadRequest("payload is not a Clerk event", code="malformed_event") from None
     try:
-        outcome = sync.deliver(svix_id, envelope["type"], change, f"clerk:{envelope['type']}")
+        outcome = sync.deliver(
+            svix_id,
+            envelope["type"],
+            change,
+            f"clerk:{envelope['type']}",
+            on_sources_deleted=_refresh_deleted,
+        )
     except sync.Unstorable:
         sync.record_failure(svix_id, envelope["type"], "Unstorable")
         raise BadRequest("the event's object cannot be stored", code="unstorable") from None
     body = {"status": outcome.status, "reason": outcome.reason or None}
     return json_response(200, {**body, "duplicate": outcome.duplicate})
+
+
+def _refresh_deleted(source_ids: list[str]) -> None:
+    for source_id in source_ids:
+        outbox.schedule_refresh(settings.tasks, source_id, "delete")
 
 
 app = App(

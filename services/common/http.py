@@ -39,12 +39,22 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     browser: bool = False  # answers CORS preflight and carries CORS headers
+    storage_budget_s: float = store.REQUEST_STORAGE_BUDGET_S
 
 
-def route(method: str, path: str, handler: Handler, *, browser: bool = False) -> Route:
-    """``path`` uses ``{name}`` placeholders for one path segment each."""
+def route(
+    method: str,
+    path: str,
+    handler: Handler,
+    *,
+    browser: bool = False,
+    storage_budget_s: float = store.REQUEST_STORAGE_BUDGET_S,
+) -> Route:
+    """``path`` uses ``{name}`` placeholders for one path segment each. ``storage_budget_s``
+    bounds the route's Firestore work: API routes answer well inside client timeouts, task
+    routes (whose callers wait minutes) get a budget fit for bounded batches of work."""
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-    return Route(method, path, re.compile(f"^{regex}$"), handler, browser)
+    return Route(method, path, re.compile(f"^{regex}$"), handler, browser, storage_budget_s)
 
 
 def json_response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -112,6 +122,7 @@ class App:
         error_type: str | None = None  # carried by the request's one log line
         try:
             matched, params = self._match(request)
+            ctx.storage_deadline = ctx.started + matched.storage_budget_s
             if request.method == "OPTIONS" and matched.browser:
                 response = Response(status=204)
             else:
@@ -185,6 +196,7 @@ class App:
                 "requestSize": str(request.content_length or 0),
             },
             firestoreOps=ctx.firestore_ops,
+            **ctx.log_fields,
             **({"errorType": error_type} if error_type else {}),
             **_ids(ctx, self.project),
         )
