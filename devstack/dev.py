@@ -70,14 +70,13 @@ def write_env_file(values: dict[str, str]) -> None:
 
 def main() -> int:
     ports = Ports.dev_defaults()
-    query_port = int(os.environ.get("QUERY_PORT", 8083))
     saved = persistent_secrets()
     stack = LocalStack(
         ports=ports,
         state_dir=STATE_DIR,
-        refresh_url=f"http://127.0.0.1:{query_port}/tasks/refresh",
-        # Until the query service exists nobody answers its URL; bound the emulator's retries.
-        tasks_max_retries=3,
+        # The emulator retries a refused task forever; a bounded number keeps a broken
+        # refresh from spinning (Cloud Tasks' own retry limits come from the queue config).
+        tasks_max_retries=20,
         webhook_secret=saved["CLERK_WEBHOOK_SECRET"],
         source_kek=saved["SOURCE_KEK"],
     )
@@ -95,6 +94,8 @@ def main() -> int:
             "CLERK_SYNC_URL": stack.url("clerk-sync"),
             "CLERK_WEBHOOK_SECRET": stack.webhook_secret,
         }
+        if "query" in stack.processes:
+            values["QUERY_URL"] = stack.url("query")
         if "ingest" in stack.processes:
             demo = create_demo_source(stack)
             values.update(

@@ -154,6 +154,7 @@ SERVICES = {
     # name: (package, functions-framework target)
     "clerk-sync": ("clerk_sync", "clerk_sync"),
     "ingest": ("ingest", "ingest"),
+    "query": ("query", "query"),
 }
 
 

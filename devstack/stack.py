@@ -37,10 +37,11 @@ class Ports:
     issuer: int
     clerk_sync: int
     ingest: int
+    query: int
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(5)))
+        return cls(*(free_port() for _ in range(6)))
 
     @classmethod
     def dev_defaults(cls) -> Ports:
@@ -51,6 +52,7 @@ class Ports:
             issuer=int(env.get("ISSUER_PORT", 8089)),
             clerk_sync=int(env.get("CLERK_SYNC_PORT", 8081)),
             ingest=int(env.get("INGEST_PORT", 8082)),
+            query=int(env.get("QUERY_PORT", 8083)),
         )
 
 
@@ -60,7 +62,8 @@ class LocalStack:
 
     ports: Ports
     state_dir: Path
-    refresh_url: str
+    # Where refresh tasks go; by default the stack's own query service.
+    refresh_url: str | None = None
     tasks_max_retries: int | None = None
     # Free ports can be taken between picking and binding (the Firestore emulator also opens a
     # random WebSocket port): with this set, a component that finds its port taken gets another.
@@ -100,7 +103,7 @@ class LocalStack:
             "SOURCE_KEK": self.source_kek,
             "TASKS_QUEUE": QUEUE,
             "TASKS_EMULATOR_HOST": self.tasks_host,
-            "REFRESH_URL": self.refresh_url,
+            "REFRESH_URL": self.refresh_url or f"{self.url('query')}/tasks/refresh",
             "TASKS_SERVICE_ACCOUNT": dev_issuer.TASKS_SERVICE_ACCOUNT,
             "TASKS_AUDIENCE": dev_issuer.TASKS_AUDIENCE,
             "OIDC_ISSUER": self.issuer.url,

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.stack import PROJECT, LocalStack, Ports
-from tests.support import TaskReceiver
 
 
 def pytest_configure(config) -> None:
@@ -28,19 +27,11 @@ def pytest_configure(config) -> None:
 
 
 @pytest.fixture(scope="session")
-def task_receiver() -> Iterator[TaskReceiver]:
-    """Stands in for the query service's /tasks/refresh until that service exists."""
-    receiver = TaskReceiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, task_receiver) -> Iterator[LocalStack]:
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    """Refresh tasks go through the tasks emulator to the stack's real query service."""
     local = LocalStack(
         ports=Ports.free(),
         state_dir=tmp_path_factory.mktemp("inlet"),
-        refresh_url=f"{task_receiver.url}/tasks/refresh",
         tasks_max_retries=50,
         retry_ports=True,
     )
@@ -61,16 +52,20 @@ def db(stack):
 
 
 @pytest.fixture
-def clean(stack, task_receiver):
-    """An empty database and an empty task log for one test."""
+def clean(stack):
+    """An empty database for one test."""
     stack.reset_firestore()
-    task_receiver.clear()
     return stack
 
 
 @pytest.fixture
 def ingest_url(clean) -> str:
     return clean.url("ingest")
+
+
+@pytest.fixture
+def query_url(clean) -> str:
+    return clean.url("query")
 
 
 @pytest.fixture
@@ -87,3 +82,11 @@ def source(tenant) -> dict:
     created = tenant.create("Orders")
     assert created.status_code == 201, created.text
     return created.json()
+
+
+@pytest.fixture
+def dashboard(clean, tenant, query_url):
+    """``tenant``'s view of the query API (same token)."""
+    from tests.partner import QueryAPI
+
+    return QueryAPI(query_url, tenant.auth["Authorization"].removeprefix("Bearer "))

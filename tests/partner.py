@@ -58,3 +58,26 @@ class SourceAPI:
 
     def delete(self, source_id: str) -> requests.Response:
         return requests.delete(f"{self.base}/v1/sources/{source_id}", headers=self.auth, timeout=15)
+
+
+class QueryAPI:
+    """The query service's API (queries and blocks) as one tenant sees it."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+    def query(self, source_id: str, body=None, **kw) -> requests.Response:
+        url = f"{self.base}/v1/sources/{source_id}/query"
+        return requests.post(url, json=body, headers=self.auth, timeout=30, **kw)
+
+    def put_block(self, block_id: str, body) -> requests.Response:
+        url = f"{self.base}/v1/blocks/{block_id}"
+        return requests.put(url, json=body, headers=self.auth, timeout=30)
+
+    def get_block(self, block_id: str) -> requests.Response:
+        return requests.get(f"{self.base}/v1/blocks/{block_id}", headers=self.auth, timeout=15)
+
+    def list_blocks(self, **params) -> requests.Response:
+        url = f"{self.base}/v1/blocks"
+        return requests.get(url, params=params, headers=self.auth, timeout=15)

@@ -1,4 +1,4 @@
-"""Test doubles that speak real protocols on loopback: a task target and Clerk's Backend API."""
+"""Test doubles that speak real protocols on loopback (Clerk's Backend API), and log readers."""
 
 from __future__ import annotations
 
@@ -7,51 +7,12 @@ import json
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from devstack.loopback import LoopbackServer, QuietHandler
-
-
-@dataclass
-class ReceivedTask:
-    path: str
-    headers: dict[str, str]
-    body: dict
-    arrived: float = field(default_factory=time.time)
-
-
-class TaskReceiver(LoopbackServer):
-    """Records every HTTP task the tasks emulator dispatches and answers 200."""
-
-    def __init__(self) -> None:
-        self.tasks: list[ReceivedTask] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(QuietHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length)
-                with receiver._lock:
-                    receiver.tasks.append(
-                        ReceivedTask(self.path, dict(self.headers), json.loads(raw or b"{}"))
-                    )
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        super().__init__(Handler)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.tasks.clear()
-
-    def received(self) -> list[ReceivedTask]:
-        with self._lock:
-            return list(self.tasks)
 
 
 @dataclass(frozen=True)
@@ -262,3 +223,73 @@ class CuttableProxy:
             for conn in (source, target):
                 with contextlib.suppress(OSError):
                     conn.close()
+
+
+def wait_for(predicate, timeout_s: float = 15.0):
+    """Poll ``predicate`` until it returns something truthy; its last answer otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    return predicate()
+
+
+def refreshes(stack, source_id: str, reason: str | None = None, status: int = 200) -> list[dict]:
+    """The query service's log lines for the refresh tasks it served for one source: how the
+    tests observe that Cloud Tasks delivered (the line names the source and the reason)."""
+    path = stack.processes["query"].log_path
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("{") or source_id not in line:
+            continue
+        entry = json.loads(line)
+        request = entry.get("httpRequest") or {}
+        if request.get("requestUrl") != "/tasks/refresh" or entry.get("sourceId") != source_id:
+            continue
+        if request.get("status") == status and reason in (None, entry.get("reason")):
+            found.append(entry)
+    return found
+
+
+def store_events(db, source_id: str, events) -> list[str]:
+    """Events written as ingest writes them, with chosen receive times: how tests build a
+    history spread over days without waiting for it. ``events`` holds (receivedAt, body)."""
+    import secrets
+
+    collection = db.collection("sources").document(source_id).collection("events")
+    ids = []
+    batch, pending = db.batch(), 0
+    for at, body in events:
+        event_id = "evt_" + secrets.token_hex(12)
+        raw = json.dumps(body).encode()
+        record = {
+            "receivedAt": at,
+            "signedAt": at,
+            "idempotencyKey": event_id,
+            "size": len(raw),
+            "body": raw,
+            "keyId": "key_test",
+            "scheme": "inlet",
+        }
+        batch.set(collection.document(event_id), record)
+        ids.append(event_id)
+        pending += 1
+        if pending == 400:
+            batch.commit()
+            batch, pending = db.batch(), 0
+    if pending:
+        batch.commit()
+    return ids
+
+
+def run_refresh(stack, source_id: str, reason: str = "event", **kw) -> requests.Response:
+    """POST /tasks/refresh as Cloud Tasks would, with the task OIDC token."""
+    return requests.post(
+        f"{stack.url('query')}/tasks/refresh",
+        json={"sourceId": source_id, "reason": reason},
+        headers={"Authorization": f"Bearer {stack.issuer.task_token()}"},
+        timeout=kw.pop("timeout", 120),
+        **kw,
+    )

@@ -7,6 +7,7 @@ is the only write, so Clerk's dashboard and an operator can see it; Svix may ret
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.clerk_sync import sync
@@ -15,8 +16,13 @@ from services.common import strict_json
 from services.common.errors import BadRequest
 
 
-def deliver(svix_id: str, body: bytes) -> sync.Outcome:
-    """Apply one delivery whose signature verified; raises BadRequest after recording a failure."""
+def deliver(
+    svix_id: str, body: bytes, on_sources_deleted: Callable[[list[str]], None] | None = None
+) -> sync.Outcome:
+    """Apply one delivery whose signature verified; raises BadRequest after recording a failure.
+
+    ``on_sources_deleted`` hears the ids of the data sources the delivery deleted (their owner
+    was deleted in Clerk), so their blocks can be refreshed to ``source-deleted``."""
     envelope: Any = None
     try:
         envelope = strict_json.parse(body)
@@ -26,7 +32,7 @@ def deliver(svix_id: str, body: bytes) -> sync.Outcome:
         raise BadRequest("payload is not a Clerk event", code="malformed_event") from None
     event_type = envelope["type"]
     try:
-        return sync.deliver(svix_id, event_type, change, f"clerk:{event_type}")
+        return sync.deliver(svix_id, event_type, change, f"clerk:{event_type}", on_sources_deleted)
     except sync.Unstorable:
         sync.record_failure(svix_id, event_type, "Unstorable")
         raise BadRequest("the event's object cannot be stored", code="unstorable") from None

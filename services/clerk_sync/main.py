@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from flask import Request, Response
 
 from services.clerk_sync import delivery, verify
-from services.common.config import ConfigError, Env, FirestoreSettings, load_or_exit
+from services.common import outbox
+from services.common.config import ConfigError, Env, FirestoreSettings, TaskSettings, load_or_exit
 from services.common.http import App, json_response, read_body, route
 
 MAX_BODY = 1024 * 1024  # Clerk's payloads are a few KiB; anything near this is not Clerk
@@ -19,6 +20,9 @@ MAX_BODY = 1024 * 1024  # Clerk's payloads are a few KiB; anything near this is 
 class Settings:
     firestore: FirestoreSettings
     webhook_secret: str
+    # A user or organization deleted in Clerk deletes its sources; their blocks then need a
+    # `delete` refresh (SPEC section 3), which clerk-sync schedules like ingest does.
+    tasks: TaskSettings
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
@@ -26,7 +30,7 @@ class Settings:
         secret = env.str("CLERK_WEBHOOK_SECRET")
         if not _is_webhook_secret(secret):
             raise ConfigError("CLERK_WEBHOOK_SECRET must be whsec_<base64>, as Clerk shows it")
-        return cls(FirestoreSettings.from_env(env), secret)
+        return cls(FirestoreSettings.from_env(env), secret, TaskSettings.from_env(env))
 
 
 def _is_webhook_secret(secret: str) -> bool:
@@ -45,9 +49,14 @@ def receive(request: Request) -> Response:
     headers = verify.svix_headers(request)
     body = read_body(request, MAX_BODY)
     verifier.verify(body, headers)  # 401 before anything about the body is looked at
-    outcome = delivery.deliver(headers["svix-id"], body)
+    outcome = delivery.deliver(headers["svix-id"], body, on_sources_deleted=_refresh_deleted)
     answer = {"status": outcome.status, "reason": outcome.reason or None}
     return json_response(200, {**answer, "duplicate": outcome.duplicate})
+
+
+def _refresh_deleted(source_ids: list[str]) -> None:
+    for source_id in source_ids:
+        outbox.schedule_refresh(settings.tasks, source_id, "delete")
 
 
 app = App(

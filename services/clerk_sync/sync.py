@@ -18,6 +18,7 @@ Clerk's Backend API obey exactly the version rules webhooks do.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +49,19 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def deliver(svix_id: str, event_type: str, change: Change | None, actor: str) -> Outcome:
-    """Apply one verified delivery exactly once; raises on storage failure (answer 503)."""
+def deliver(
+    svix_id: str,
+    event_type: str,
+    change: Change | None,
+    actor: str,
+    on_sources_deleted: Callable[[list[str]], None] | None = None,
+) -> Outcome:
+    """Apply one verified delivery exactly once; raises on storage failure (answer 503).
+
+    ``on_sources_deleted`` hears the ids of the data sources this delivery deleted (their owner
+    was deleted in Clerk), so their blocks can be refreshed to ``source-deleted``."""
     delivery = store.client().collection(DELIVERIES).document(svix_id)
-    return _settle(change, delivery, event_type, actor)
+    return _settle(change, delivery, event_type, actor, on_sources_deleted)
 
 
 def apply_change(change: Change) -> Outcome:
@@ -66,7 +76,13 @@ def record_failure(svix_id: str, event_type: str, error: str) -> None:
     )
 
 
-def _settle(change: Change | None, delivery, event_type: str, actor: str) -> Outcome:
+def _settle(
+    change: Change | None,
+    delivery,
+    event_type: str,
+    actor: str,
+    on_sources_deleted: Callable[[list[str]], None] | None = None,
+) -> Outcome:
     from google.api_core import exceptions as gexc
 
     db = store.client()
@@ -83,7 +99,9 @@ def _settle(change: Change | None, delivery, event_type: str, actor: str) -> Out
         if change is not None and change.owner and not owner_cleared:
             # Deleting a user or organization deletes its data sources (SPEC section 2), before
             # the delivery can be recorded as done.
-            source_store.delete_owned(change.owner, actor)
+            deleted = source_store.delete_owned(change.owner, actor)
+            if deleted and on_sources_deleted is not None:
+                on_sources_deleted(deleted)
             owner_cleared = True
         batch = db.batch()
         if change is None:

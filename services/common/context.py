@@ -15,6 +15,8 @@ class RequestContext:
     # Firestore work of one request stops at this monotonic time (SPEC: answer within 15 s).
     storage_deadline: float | None = None
     firestore_ops: int = 0
+    # Metadata a handler adds to its request's log line (ids and outcomes, never a body).
+    log_fields: dict[str, object] = field(default_factory=dict)
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(

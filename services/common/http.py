@@ -40,12 +40,22 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     browser: bool = False  # answers CORS preflight and carries CORS headers
+    storage_budget_s: float = store.REQUEST_STORAGE_BUDGET_S
 
 
-def route(method: str, path: str, handler: Handler, *, browser: bool = False) -> Route:
-    """``path`` uses ``{name}`` placeholders for one path segment each."""
+def route(
+    method: str,
+    path: str,
+    handler: Handler,
+    *,
+    browser: bool = False,
+    storage_budget_s: float = store.REQUEST_STORAGE_BUDGET_S,
+) -> Route:
+    """``path`` uses ``{name}`` placeholders for one path segment each. ``storage_budget_s``
+    bounds the route's Firestore work: API routes answer well inside client timeouts, task
+    routes (whose callers wait minutes) get a budget fit for bounded batches of work."""
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-    return Route(method, path, re.compile(f"^{regex}$"), handler, browser)
+    return Route(method, path, re.compile(f"^{regex}$"), handler, browser, storage_budget_s)
 
 
 def json_response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -114,6 +124,7 @@ class App:
         error_code: str | None = None  # the refusal's reason, for the log-based metrics
         try:
             matched, params = self._match(request)
+            ctx.storage_deadline = ctx.started + matched.storage_budget_s
             if request.method == "OPTIONS" and matched.browser:
                 response = Response(status=204)
             else:
@@ -210,6 +221,7 @@ class App:
                 "requestSize": str(request.content_length or 0),
             },
             firestoreOps=ctx.firestore_ops,
+            **ctx.log_fields,
             **({"errorType": error_type} if error_type else {}),
             **({"errorCode": error_code} if error_code else {}),
             **_ids(ctx, self.project),

@@ -54,6 +54,13 @@ INDEX_EXEMPTIONS = (
         IndexExemption("refresh_pending", field)
         for field in ("createdAt", "enqueuedAt", "bucket", "reason", "claim", "shard")
     ),
+    # Blocks: the binding and widget are JSON text (a widget's data may be up to 512 KiB).
+    IndexExemption("blocks", "binding"),
+    IndexExemption("blocks", "widget"),
+    # Rollup buckets: the exact sum is text no query filters on.
+    IndexExemption("rollups", "s"),
+    # The rollup state: one document per source, read by id.
+    IndexExemption("rollup_state", "fields"),
     *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
 )
 
@@ -67,6 +74,10 @@ COMPOSITE_INDEXES = (
     CompositeIndex("refresh_pending", (("shard", "ASCENDING"), ("enqueuedAt", "ASCENDING"))),
     # GET /v1/sources: the caller's live sources, paged by id.
     CompositeIndex("sources", (("owner", "ASCENDING"), ("deleted", "ASCENDING"))),
+    # Aggregates: one field's buckets of one granularity over a time range (query service).
+    CompositeIndex("rollups", (("f", "ASCENDING"), ("g", "ASCENDING"), ("t", "ASCENDING"))),
+    # GET /v1/blocks?dataSourceId=: the caller's blocks of one source, paged by id.
+    CompositeIndex("blocks", (("owner", "ASCENDING"), ("dataSourceId", "ASCENDING"))),
     # The sweep: deleted sources not purged yet, deleted over a minute ago.
     CompositeIndex(
         "sources",

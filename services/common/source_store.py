@@ -15,7 +15,9 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from services.common import store
+from services.common.auth import Principal
 from services.common.contention import Contended, retry_contended
+from services.common.errors import NotFound
 
 if TYPE_CHECKING:
     from services.common.crypto import Keyring
@@ -24,11 +26,12 @@ SOURCES = "sources"
 EVENTS = "events"
 IDEMPOTENCY = "idempotency"
 ROLLUPS = "rollups"
+ROLLUP_STATE = "rollup_state"
 AUDIT = "audit"
 # Clerk's users and organizations as clerk-sync keeps them; a deleted one is a tombstone.
 USERS = "users"
 ORGANIZATIONS = "organizations"
-SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS)
+SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS, ROLLUP_STATE)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
 # Instances cache a source's keys for up to 30 s (ingest/keys.py); purge only after that.
@@ -95,6 +98,19 @@ def now() -> dt.datetime:
 
 def source_ref(source_id: str):
     return store.client().collection(SOURCES).document(source_id)
+
+
+def owned(principal: Principal, source_id: str, *, allow_deleted: bool = False):
+    """The caller's source snapshot; someone else's (or a missing one) is a 404, decided before
+    anything else of the source is read."""
+    if not is_source_id(source_id):
+        raise NotFound("no such source")
+    snap = source_ref(source_id).get(retry=store.retry())
+    if not snap.exists or snap.get("owner") != principal.owner:
+        raise NotFound("no such source")
+    if snap.get("deleted") and not allow_deleted:
+        raise NotFound("no such source")
+    return snap
 
 
 def audit_entry(action: str, actor: str, source_id: str, **details: Any) -> dict[str, Any]:
@@ -172,30 +188,17 @@ def delete_owned(owner: str, actor: str) -> list[str]:
     return deleted
 
 
-def purge(source_id: str, max_docs: int = 5000) -> bool:
-    """Delete a deleted source's events, idempotency records and rollups in batches.
-
-    Safe to run again after any failure; True once nothing is left.
-    """
+def purge(source_id: str, max_docs: int = 5000) -> tuple[bool, int]:
+    """Delete a deleted source's events, idempotency records and rollups in batches, at most
+    ``max_docs``. Safe to run again after any failure; returns (nothing left, deleted count)."""
     ref = source_ref(source_id)
     removed = 0
     for name in SUBCOLLECTIONS:
         removed += _delete_matching(ref.collection(name), max_docs - removed)
         if removed >= max_docs:
-            return False
+            return False, removed
     ref.update({"purgedAt": now()}, retry=store.retry())
-    return True
-
-
-def trim(source_id: str, retention: int, max_docs: int = 5000) -> int:
-    """Delete events beyond the ``retention`` newest, off the request path; returns how many."""
-    events = source_ref(source_id).collection(EVENTS)
-    (count,) = events.count().get(retry=store.retry())[0]
-    if count.value <= retention:
-        return 0
-    # The oldest first, as many as are over: no offset, whose skipped documents Firestore reads.
-    oldest_first = events.order_by("receivedAt").order_by("__name__")
-    return _delete_matching(oldest_first, min(count.value - retention, max_docs))
+    return True, removed
 
 
 def _delete_matching(query, budget: int) -> int:

@@ -26,6 +26,8 @@ _RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
 
 RPC_DEADLINE_S = 5.0
 REQUEST_STORAGE_BUDGET_S = 10.0
+# Task routes (Cloud Tasks waits up to 10 minutes, Cloud Scheduler 3): room for bounded batches.
+TASK_STORAGE_BUDGET_S = 120.0
 
 
 def _bounded_timeout(timeout: float | None) -> float:

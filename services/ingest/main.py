@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import Request, Response
 
-from services.common import auth, outbox
+from services.common import auth, outbox, source_store, store
 from services.common.config import (
     ClerkAuthSettings,
     ConfigError,
@@ -20,6 +20,7 @@ from services.common.crypto import Keyring
 from services.common.errors import BadRequest
 from services.common.http import App, json_body, json_response, route
 from services.common.source_store import SourceIds
+from services.common.source_view import view
 from services.ingest import maintenance, receive, sources
 from services.ingest.keys import KeyCache
 
@@ -78,7 +79,7 @@ def inbound(request: Request, source_id: str) -> Response:
 def create_source(request: Request) -> Response:
     principal = auth.verify_session(request, settings.clerk)
     record = sources.create(principal, json_body(request), settings.keyring, settings.source_ids)
-    return json_response(201, sources.view(record, _base_url(request), with_stats=False))
+    return json_response(201, view(record, _base_url(request)))
 
 
 def list_sources(request: Request) -> Response:
@@ -87,21 +88,21 @@ def list_sources(request: Request) -> Response:
     if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= sources.PAGE_SIZE:
         raise BadRequest(f"limit must be an integer from 1 to {sources.PAGE_SIZE}")
     records, cursor = sources.list_owned(principal, request.args.get("cursor"), int(limit))
-    items = sources.views(records, _base_url(request))
+    items = [view(record, _base_url(request)) for record in records]
     return json_response(200, {"items": items, "nextCursor": cursor})
 
 
 def get_source(request: Request, source_id: str) -> Response:
     principal = auth.verify_session(request, settings.clerk)
-    record = sources.owned(principal, source_id).to_dict()
-    return json_response(200, sources.view(record, _base_url(request)))
+    record = source_store.owned(principal, source_id).to_dict()
+    return json_response(200, view(record, _base_url(request)))
 
 
 def rotate_secret(request: Request, source_id: str) -> Response:
     principal = auth.verify_session(request, settings.clerk)
     record = sources.rotate(principal, source_id, json_body(request), settings.keyring)
     keys.forget(source_id)
-    return json_response(200, sources.view(record, _base_url(request)))
+    return json_response(200, view(record, _base_url(request)))
 
 
 def delete_source(request: Request, source_id: str) -> Response:
@@ -127,7 +128,7 @@ app = App(
         route("GET", "/v1/sources/{source_id}", get_source, browser=True),
         route("DELETE", "/v1/sources/{source_id}", delete_source, browser=True),
         route("POST", "/v1/sources/{source_id}/rotate-secret", rotate_secret, browser=True),
-        route("POST", "/tasks/sweep", sweep),
+        route("POST", "/tasks/sweep", sweep, storage_budget_s=store.TASK_STORAGE_BUDGET_S),
     ],
     project=settings.firestore.project,
     cors_origins=settings.cors_origins,

@@ -7,17 +7,15 @@ the key-encryption key, the source id bound in as associated data.
 from __future__ import annotations
 
 import base64
-import contextvars
 import datetime as dt
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from services.common import source_store, store
 from services.common.auth import Principal
 from services.common.contention import Contended, retry_contended
 from services.common.crypto import Keyring
-from services.common.errors import BadRequest, Forbidden, NotFound
+from services.common.errors import BadRequest, Forbidden
 
 DEFAULT_RETENTION = 1_000
 MAX_RETENTION = 100_000
@@ -90,18 +88,6 @@ def create(
     return {**record, "secret": secret}
 
 
-def owned(principal: Principal, source_id: str, *, allow_deleted: bool = False):
-    """The caller's source snapshot; someone else's (or a missing one) is a 404."""
-    if not source_store.is_source_id(source_id):
-        raise NotFound("no such source")
-    snap = source_store.source_ref(source_id).get(retry=store.retry())
-    if not snap.exists or snap.get("owner") != principal.owner:
-        raise NotFound("no such source")
-    if snap.get("deleted") and not allow_deleted:
-        raise NotFound("no such source")
-    return snap
-
-
 def list_owned(principal: Principal, cursor: str | None, limit: int = PAGE_SIZE):
     """One page of the caller's live sources, ordered by id, and the next cursor."""
     from google.cloud.firestore_v1.base_query import FieldFilter
@@ -133,7 +119,9 @@ def rotate(
     """
     from google.api_core import exceptions as gexc
 
-    snap = owned(principal, source_id)  # someone else's source is a 404 before anything else
+    snap = source_store.owned(
+        principal, source_id
+    )  # someone else's source is a 404 before anything else
     _require_admin(principal)
     grace = body.get("graceSeconds", 0)
     if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE_S:
@@ -142,7 +130,7 @@ def rotate(
     read = [snap]
 
     def attempt() -> dict[str, Any]:
-        snap = read.pop() if read else owned(principal, source_id)
+        snap = read.pop() if read else source_store.owned(principal, source_id)
         now = dt.datetime.now(dt.UTC)
         secret = new_secret()
         keys = [_new_key(keyring, source_id, secret, now)]
@@ -170,52 +158,6 @@ def rotate(
 
 def delete(principal: Principal, source_id: str) -> bool:
     """Stop accepting events now; True when this call deleted it (False when repeated)."""
-    owned(principal, source_id, allow_deleted=True)
+    source_store.owned(principal, source_id, allow_deleted=True)
     _require_admin(principal)
     return source_store.mark_deleted(source_id, principal.user_id)
-
-
-def statistics(source_id: str) -> tuple[int, dt.datetime | None]:
-    """How many events are retained and when the newest arrived (no counter per event)."""
-    from google.cloud import firestore
-
-    events = source_store.source_ref(source_id).collection(source_store.EVENTS)
-    (count,) = events.count().get(retry=store.retry())[0]
-    newest = list(
-        events.order_by("receivedAt", direction=firestore.Query.DESCENDING)
-        .limit(1)
-        .select(["receivedAt"])
-        .stream(retry=store.retry())
-    )
-    return int(count.value), newest[0].get("receivedAt") if newest else None
-
-
-def view(record: dict[str, Any], base_url: str, *, with_stats: bool = True) -> dict[str, Any]:
-    """The public shape: ``{id, label, retention, url, eventCount, lastEventAt, createdAt}``."""
-    count, last = statistics(record["id"]) if with_stats else (0, None)
-    shown = {
-        "id": record["id"],
-        "label": record["label"],
-        "retention": record["retention"],
-        "url": f"{base_url.rstrip('/')}/webhooks/inbound/{record['id']}",
-        "eventCount": count,
-        "lastEventAt": _iso(last),
-        "createdAt": _iso(record["createdAt"]),
-    }
-    if "secret" in record:
-        shown["secret"] = record["secret"]
-    return shown
-
-
-def views(records: list[dict[str, Any]], base_url: str) -> list[dict[str, Any]]:
-    """Views of a page of sources, their statistics queried side by side (two reads each)."""
-    if len(records) <= 1:
-        return [view(r, base_url) for r in records]
-    with ThreadPoolExecutor(min(8, len(records))) as pool:
-        # Each task runs in a copy of this request's context: its reads count against it.
-        futures = [pool.submit(contextvars.copy_context().run, view, r, base_url) for r in records]
-        return [f.result() for f in futures]
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None

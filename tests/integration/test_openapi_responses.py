@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from devstack.stack import new_webhook_secret
 from tests import clerk, partner
-from tests.partner import SourceAPI
+from tests.partner import QueryAPI, SourceAPI
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
 SPEC_URI = "urn:inlet:openapi"
@@ -63,7 +63,7 @@ def conforms(answer: requests.Response, method: str, path: str) -> requests.Resp
 
 
 def test_health_answers_conform(clean):
-    for service in ("clerk-sync", "ingest"):
+    for service in ("clerk-sync", "ingest", "query"):
         answer = conforms(
             requests.get(f"{clean.url(service)}/health", timeout=10), "GET", "/health"
         )
@@ -151,3 +151,53 @@ def test_sweep_answers_conform(clean, ingest_url, authorized):
     )
     conforms(answer, "POST", "/tasks/sweep")
     assert answer.status_code == (200 if authorized else 401)
+
+
+def test_query_answers_conform(clean, dashboard, source):
+    path = "/v1/sources/{sourceId}/query"
+    partner.send(source["url"], source["secret"], {"errors": 1})
+    for body in (
+        {"type": "webhook.latest"},
+        {"type": "webhook.aggregate", "params": {"window": "1h", "op": "count"}},
+        {"type": "webhook.list", "params": {"limit": 5, "sortBy": "errors"}},
+    ):
+        assert conforms(dashboard.query(source["id"], body), "POST", path).status_code == 200
+    assert conforms(dashboard.query(source["id"], {"type": "x"}), "POST", path).status_code == 400
+    assert conforms(dashboard.query(UNKNOWN_SOURCE, {}), "POST", path).status_code == 404
+    anonymous = QueryAPI(clean.url("query"), "nope")
+    assert conforms(anonymous.query(source["id"], {}), "POST", path).status_code == 401
+
+
+def test_block_answers_conform(dashboard, source):
+    body = {
+        "binding": {
+            "dataSourceId": source["id"],
+            "queryConfig": {"type": "webhook.list", "params": {"limit": 2}},
+            "projection": {"fields": {"first": {"source": "$[0].body", "format": "text"}}},
+        },
+        "widget": {"template": "table"},
+    }
+    path = "/v1/blocks/{blockId}"
+    assert conforms(dashboard.put_block("t1", body), "PUT", path).status_code == 201
+    assert conforms(dashboard.put_block("t1", body), "PUT", path).status_code == 200
+    assert conforms(dashboard.put_block("t1", {"binding": 1}), "PUT", path).status_code == 400
+    assert conforms(dashboard.get_block("t1"), "GET", path).status_code == 200
+    assert conforms(dashboard.get_block("t2"), "GET", path).status_code == 404
+    listed = dashboard.list_blocks(dataSourceId=source["id"])
+    assert conforms(listed, "GET", "/v1/blocks").status_code == 200
+    assert conforms(dashboard.list_blocks(limit=0), "GET", "/v1/blocks").status_code == 400
+
+
+def test_refresh_answers_conform(clean, source):
+    url = f"{clean.url('query')}/tasks/refresh"
+    task = {"Authorization": f"Bearer {clean.issuer.task_token()}"}
+    for body, status in (
+        ({"sourceId": source["id"], "reason": "event"}, 200),
+        ({"sourceId": UNKNOWN_SOURCE, "reason": "delete"}, 200),
+        ({"sourceId": 5}, 400),
+    ):
+        answer = requests.post(url, json=body, headers=task, timeout=60)
+        assert conforms(answer, "POST", "/tasks/refresh").status_code == status
+    session = {"Authorization": f"Bearer {clean.issuer.session_token('user_x')}"}
+    answer = requests.post(url, json={"sourceId": source["id"]}, headers=session, timeout=30)
+    assert conforms(answer, "POST", "/tasks/refresh").status_code == 401

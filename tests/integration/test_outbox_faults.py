@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -18,17 +17,7 @@ from devstack.stack import PROJECT
 from services.common import outbox, store, tasks
 from services.common.config import Env, TaskSettings
 from services.common.errors import StorageUnavailable
-from tests.support import CuttableProxy
-
-
-def wait_for(predicate, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    return predicate()
+from tests.support import CuttableProxy, refreshes, wait_for
 
 
 def dead_address() -> str:
@@ -54,9 +43,7 @@ def clients(clean, monkeypatch):
     return use
 
 
-def test_a_marker_create_retried_after_it_committed_still_enqueues(
-    clean, clients, task_receiver, db
-):
+def test_a_marker_create_retried_after_it_committed_still_enqueues(clean, clients, db):
     proxy = CuttableProxy(clean.firestore_host)
     try:
         settings = clients(proxy.address, clean.tasks_host)
@@ -84,24 +71,18 @@ def test_a_marker_create_retried_after_it_committed_still_enqueues(
     finally:
         proxy.close()
     # The retry met its own marker: it enqueued, rather than leaving the bucket to nobody.
-    assert wait_for(
-        lambda: [t for t in task_receiver.received() if t.body["sourceId"] == source_id]
-    )
+    assert wait_for(lambda: refreshes(clean, source_id), 30)
     (marker,) = [
         m.to_dict() for m in markers.where(filter=FieldFilter("sourceId", "==", source_id)).stream()
     ]
     assert marker["enqueuedAt"] is not None
 
 
-def test_when_neither_marker_nor_task_is_recorded_the_caller_is_told_to_retry(
-    clean, clients, task_receiver, db
-):
+def test_when_neither_marker_nor_task_is_recorded_the_caller_is_told_to_retry(clean, clients, db):
     settings = clients(dead_address(), dead_address())
     with pytest.raises(StorageUnavailable):
         outbox.schedule_refresh(settings, "src_both_down", "event")
     # The caller answers 503; its retry, once storage is back, schedules the refresh.
     settings = clients(clean.firestore_host, clean.tasks_host)
     outbox.schedule_refresh(settings, "src_both_down", "event")
-    assert wait_for(
-        lambda: [t for t in task_receiver.received() if t.body["sourceId"] == "src_both_down"]
-    )
+    assert wait_for(lambda: refreshes(clean, "src_both_down"), 30)

@@ -17,7 +17,11 @@ from services.common.http import App
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-SERVICES = {"clerk-sync": "services.clerk_sync.main", "ingest": "services.ingest.main"}
+SERVICES = {
+    "clerk-sync": "services.clerk_sync.main",
+    "ingest": "services.ingest.main",
+    "query": "services.query.main",
+}
 
 # Harmless values: the main modules build their settings at import and connect to nothing.
 IMPORT_ENV = {
@@ -145,3 +149,10 @@ def test_storage_unavailable_is_documented_with_retry_after_wherever_storage_is_
         answer = operation["responses"]["503"]
         answer = responses[answer["$ref"].rsplit("/", 1)[1]] if "$ref" in answer else answer
         assert "Retry-After" in answer["headers"], key
+
+
+def test_the_block_schemas_the_service_validates_with_are_the_documented_ones(spec):
+    from services.query import schemas
+
+    for name, schema in schemas.COMPONENTS.items():
+        assert spec["components"]["schemas"][name] == schema, name

@@ -1,0 +1,32 @@
+"""The public shape of a data source (SPEC section 6). Pure: rendering reads no storage.
+
+``eventCount`` and ``lastEventAt`` are kept on the source document by the query service's
+refresh task, so they are as of the last refresh (which follows events within about a second).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """``{id, label, retention, url, eventCount, lastEventAt, createdAt}`` (+ ``secret`` when the
+    record carries one: at creation and rotation only)."""
+    shown = {
+        "id": record["id"],
+        "label": record["label"],
+        "retention": record["retention"],
+        "url": f"{base_url.rstrip('/')}/webhooks/inbound/{record['id']}",
+        "eventCount": int(record.get("eventCount") or 0),
+        "lastEventAt": iso(record.get("lastEventAt")),
+        "createdAt": iso(record["createdAt"]),
+    }
+    if "secret" in record:
+        shown["secret"] = record["secret"]
+    return shown
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """RFC 3339 in UTC with a ``Z``, as every API answer writes times."""
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None

@@ -1,0 +1,225 @@
+"""Blocks: widgets bound to a source, scoped to their owner, kept fresh (SPEC section 3).
+
+``blocks/{doc}`` holds one block; the document id is a hash of the owner and the block id, so
+each tenant has its own namespace of ids and one tenant's id tells nothing about another's.
+The binding and the widget are stored as JSON text: a widget's data is arbitrary JSON, which as
+a Firestore map could break its nesting and key limits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from services.common import source_store, store
+from services.common.auth import Principal
+from services.common.errors import BadRequest, NotFound
+from services.query import catalog, projection, queries, rollup_store, schemas
+
+BLOCKS = "blocks"
+PAGE_SIZE = 100
+MAX_DATA_BYTES = 512 * 1024  # a Firestore document holds at most 1 MiB
+_BLOCK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+OK, SOURCE_DELETED, ERROR = "ok", "source-deleted", "error"
+
+
+@functools.cache
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    root = {
+        "components": {"schemas": schemas.COMPONENTS},
+        "$ref": "#/components/schemas/BlockWrite",
+    }
+    return Draft202012Validator(root)
+
+
+def check_id(block_id: str) -> str:
+    if not _BLOCK_ID.fullmatch(block_id) or block_id in (".", ".."):
+        raise BadRequest("a block id is 1-128 characters of A-Z a-z 0-9 _ . : -", code="bad_id")
+    return block_id
+
+
+@dataclass(frozen=True)
+class Binding:
+    source_id: str
+    query: catalog.Query
+    projection: projection.Projection
+
+
+def validate(body: dict[str, Any]) -> Binding:
+    """A block body checked against its schema (a 400 naming the first problem), parsed."""
+    from jsonschema.exceptions import best_match
+
+    first = best_match(_validator().iter_errors(body))
+    if first is not None:
+        where = "/".join(str(p)[:40] for p in first.absolute_path) or "(body)"
+        message = first.message if len(first.message) <= 200 else first.message[:200] + "…"
+        raise BadRequest(f"invalid block at {where}: {message}", code="invalid_block")
+    binding = body["binding"]
+    return Binding(
+        binding["dataSourceId"],
+        catalog.parse(binding["queryConfig"]),
+        projection.parse(binding["projection"]),
+    )
+
+
+def doc_ref(owner: str, block_id: str):
+    digest = hashlib.sha256(f"{owner}\n{block_id}".encode()).hexdigest()[:40]
+    return store.client().collection(BLOCKS).document(digest)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def view(record: dict[str, Any]) -> dict[str, Any]:
+    """The public shape of a stored block (pure)."""
+    shown = {
+        "id": record["id"],
+        "binding": json.loads(record["binding"]),
+        "widget": json.loads(record["widget"]),
+        "status": record.get("status"),
+        "refreshedAt": _iso(record.get("refreshedAt")),
+        "createdAt": _iso(record.get("createdAt")),
+        "updatedAt": _iso(record.get("updatedAt")),
+    }
+    if record.get("message"):
+        shown["message"] = record["message"]
+    return shown
+
+
+class Results:
+    """Query results of one refresh, shared by the blocks that ask the same question."""
+
+    def __init__(self, source_id: str, now: dt.datetime) -> None:
+        self.source_id, self.now = source_id, now
+        self._cache: dict[catalog.Query, Any] = {}
+
+    def get(self, query: catalog.Query) -> Any:
+        if query not in self._cache:
+            self._cache[query] = queries.run(self.source_id, query, self.now)
+        return self._cache[query]
+
+
+def render(binding: Binding, widget: dict[str, Any], results: Results) -> dict[str, Any]:
+    """The fields a refresh writes: the widget with its projected data, status, message."""
+    projected = projection.apply(binding.projection, results.get(binding.query))
+    data = {**(widget.get("data") or {}), **projected}
+    new_widget = {**widget, "data": data}
+    text = json.dumps(new_widget, separators=(",", ":"), ensure_ascii=False)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_DATA_BYTES:
+        return {
+            "status": ERROR,
+            "message": f"the widget's data would exceed {MAX_DATA_BYTES} bytes",
+        }
+    return {"widget": text, "status": OK, "message": None}
+
+
+def put(principal: Principal, block_id: str, body: dict[str, Any], now: dt.datetime):
+    """Create or replace a block and refresh it at once; returns (view, created)."""
+    check_id(block_id)
+    binding = validate(body)
+    source_store.owned(principal, binding.source_id)  # someone else's source: 404
+    if isinstance(binding.query, catalog.Aggregate) and binding.query.field is not None:
+        rollup_store.register(binding.source_id, binding.query.field)
+    ref = doc_ref(principal.owner, block_id)
+    existing = ref.get(retry=store.retry())
+    record = {
+        "id": block_id,
+        "owner": principal.owner,
+        "dataSourceId": binding.source_id,
+        "binding": json.dumps(body["binding"], separators=(",", ":"), ensure_ascii=False),
+        "widget": json.dumps(body["widget"], separators=(",", ":"), ensure_ascii=False),
+        "createdAt": existing.get("createdAt") if existing.exists else now,
+        "updatedAt": now,
+        "refreshedAt": now,
+        **render(binding, body["widget"], Results(binding.source_id, now)),
+    }
+    ref.set(record, retry=store.retry())
+    return view(record), not existing.exists
+
+
+def get(principal: Principal, block_id: str) -> dict[str, Any]:
+    check_id(block_id)
+    snap = doc_ref(principal.owner, block_id).get(retry=store.retry())
+    if not snap.exists:
+        raise NotFound("no such block")
+    return view(snap.to_dict())
+
+
+def list_owned(principal: Principal, source_id: str | None, cursor: str | None, limit: int):
+    """One page of the caller's blocks (of one source when given), and the next cursor."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (
+        store.client().collection(BLOCKS).where(filter=FieldFilter("owner", "==", principal.owner))
+    )
+    if source_id is not None:
+        query = query.where(filter=FieldFilter("dataSourceId", "==", source_id))
+    query = query.order_by("__name__").limit(limit + 1)
+    if cursor is not None:
+        check_id(cursor)
+        query = query.start_after({"__name__": doc_ref(principal.owner, cursor)})
+    snaps = list(query.stream(retry=store.retry()))
+    page = snaps[:limit]
+    next_cursor = page[-1].get("id") if len(snaps) > limit else None
+    return [view(s.to_dict()) for s in page], next_cursor
+
+
+def refresh_source(source_id: str, now: dt.datetime, *, deleted: bool) -> list[catalog.Query]:
+    """Refresh every block bound to a source; returns the queries they ran (for follow-ups)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    bound = (
+        store.client()
+        .collection(BLOCKS)
+        .where(filter=FieldFilter("dataSourceId", "==", source_id))
+        .stream(retry=store.retry())
+    )
+    results = Results(source_id, now)
+    ran = []
+    for snap in bound:
+        query = _refresh_one(snap, results, now, deleted)
+        if query is not None:
+            ran.append(query)
+    return ran
+
+
+def _refresh_one(snap, results: Results, now: dt.datetime, deleted: bool):
+    """Write one block's refresh unless a newer refresh or write got there first."""
+    from google.api_core import exceptions as gexc
+
+    db = store.client()
+    for _ in range(3):
+        record = snap.to_dict()
+        stored_at = record.get("refreshedAt")
+        if stored_at is not None and stored_at > now:
+            return None  # a later refresh has written it already
+        query = None
+        if deleted:
+            update = {"status": SOURCE_DELETED, "message": None}
+        else:
+            binding_raw = json.loads(record["binding"])
+            binding = Binding(
+                binding_raw["dataSourceId"],
+                catalog.parse(binding_raw["queryConfig"]),
+                projection.parse(binding_raw["projection"]),
+            )
+            query = binding.query
+            update = render(binding, json.loads(record["widget"]), results)
+        update["refreshedAt"] = now
+        try:
+            snap.reference.update(update, option=db.write_option(last_update_time=snap.update_time))
+            return query
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            snap = snap.reference.get(retry=store.retry())
+            if not snap.exists:
+                return None
+    return None

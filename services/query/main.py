@@ -1,0 +1,103 @@
+"""query: queries over stored events, blocks kept fresh (functions-framework target ``query``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from flask import Request, Response
+
+from services.common import auth, context, source_store, store
+from services.common.config import (
+    ClerkAuthSettings,
+    Env,
+    FirestoreSettings,
+    TaskSettings,
+    load_or_exit,
+)
+from services.common.errors import BadRequest
+from services.common.http import App, json_body, json_response, route
+from services.query import blocks, catalog, queries, refresh
+
+
+@dataclass(frozen=True)
+class Settings:
+    firestore: FirestoreSettings
+    clerk: ClerkAuthSettings
+    tasks: TaskSettings
+    cors_origins: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> Settings:
+        env = env or Env()
+        return cls(
+            firestore=FirestoreSettings.from_env(env),
+            clerk=ClerkAuthSettings.from_env(env),
+            tasks=TaskSettings.from_env(env),
+            cors_origins=env.list("CORS_ORIGINS"),
+        )
+
+
+settings = load_or_exit("query", Settings.from_env)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def run_query(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    source_store.owned(principal, source_id)  # someone else's source: 404 before anything else
+    query = catalog.parse(json_body(request))
+    result = queries.run(source_id, query, _now())
+    return json_response(200, {"type": query.type, "result": result})
+
+
+def put_block(request: Request, block_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    shown, created = blocks.put(principal, block_id, json_body(request), _now())
+    return json_response(201 if created else 200, shown)
+
+
+def get_block(request: Request, block_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    return json_response(200, blocks.get(principal, block_id))
+
+
+def list_blocks(request: Request) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    limit = request.args.get("limit", str(blocks.PAGE_SIZE))
+    if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= blocks.PAGE_SIZE:
+        raise BadRequest(f"limit must be an integer from 1 to {blocks.PAGE_SIZE}")
+    source_id = request.args.get("dataSourceId")
+    items, cursor = blocks.list_owned(principal, source_id, request.args.get("cursor"), int(limit))
+    return json_response(200, {"items": items, "nextCursor": cursor})
+
+
+def run_refresh(request: Request) -> Response:
+    auth.verify_task_token(request, settings.tasks)
+    source_id, reason = refresh.parse(json_body(request))
+    log_fields = context.current().log_fields  # the request's log line says what was refreshed
+    log_fields.update(sourceId=source_id, reason=reason)
+    outcome = refresh.refresh(settings.tasks, source_id, _now())
+    log_fields["outcome"] = outcome["status"]
+    return json_response(200, outcome)
+
+
+app = App(
+    "query",
+    [
+        route("POST", "/v1/sources/{source_id}/query", run_query, browser=True),
+        route("GET", "/v1/blocks", list_blocks, browser=True),
+        route("GET", "/v1/blocks/{block_id}", get_block, browser=True),
+        route("PUT", "/v1/blocks/{block_id}", put_block, browser=True),
+        route("POST", "/tasks/refresh", run_refresh, storage_budget_s=store.TASK_STORAGE_BUDGET_S),
+    ],
+    project=settings.firestore.project,
+    cors_origins=settings.cors_origins,
+)
+
+
+def query(request: Request) -> Response:
+    return app(request)
