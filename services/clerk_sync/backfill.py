@@ -3,7 +3,7 @@
 Webhooks never deliver objects that existed before the endpoint did (SPEC section 1), so this
 console script (``inlet-backfill``, ``make backfill``) pages through Clerk's Backend API
 (https://clerk.com/docs/reference/backend-api) and applies every object through the same version
-rules as webhooks (``sync.apply_change``): a newer stored version or a tombstone is never
+rules as webhooks (``clerk_store.apply_change``): a newer stored version or a tombstone is never
 overwritten, so it is safe to run while webhooks arrive, and safe to run twice.
 
 Progress (collection and next offset) is stored in ``backfill/clerk`` after every page, so a
@@ -27,15 +27,15 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
-from services.clerk_sync import sync
-from services.clerk_sync.events import (
+from services.common import clerk_store as sync
+from services.common import store
+from services.common.clerk_events import (
     MEMBERSHIPS,
     ORGANIZATIONS,
     USERS,
     MalformedEvent,
     change_from_object,
 )
-from services.common import store
 from services.common.config import ConfigError, Env, FirestoreSettings
 
 DEFAULT_API_URL = "https://api.clerk.com"

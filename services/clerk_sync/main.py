@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from flask import Request, Response
 
-from services.clerk_sync import sync, verify
-from services.clerk_sync.events import MalformedEvent, change_from_event
+from services.clerk_sync import verify
+from services.common import clerk_store as sync
 from services.common import strict_json
+from services.common.clerk_events import MalformedEvent, change_from_event
 from services.common.config import ConfigError, Env, FirestoreSettings, load_or_exit
 from services.common.errors import BadRequest
 from services.common.http import App, json_response, read_body, route

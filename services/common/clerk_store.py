@@ -21,8 +21,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from services.clerk_sync.events import MEMBERSHIPS, Change, decide
 from services.common import source_store, store
+from services.common.clerk_events import MEMBERSHIPS, Change, decide
 from services.common.errors import StorageUnavailable
 
 DELIVERIES = "deliveries"
