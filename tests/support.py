@@ -90,6 +90,7 @@ class FakeClerkAPI(LoopbackServer):
         self._held = threading.Event()
         self._held.set()
         self.before_page: Callable[[str, int], None] | None = None
+        self.arrived: list[str] = []  # object reads as they arrive, before any hold
         api = self
 
         class Handler(QuietHandler):
@@ -190,6 +191,8 @@ class FakeClerkAPI(LoopbackServer):
 
     def _object(self, path: str):
         """One object: a user, an organization, or one user's memberships; else 404."""
+        with self._lock:
+            self.arrived.append(path)
         self._held.wait(30)
         parts = path.strip("/").split("/")
         with self._lock:
