@@ -235,7 +235,9 @@ def _memberships(user_id: str) -> list[dict[str, Any]]:
 def user_view(record: dict[str, Any]) -> dict[str, Any]:
     """A stored user as the API answers it; a tombstone carries no personal data."""
     if record.get("deleted"):
-        return {"id": record["id"], "deleted": True, "deletedAt": record.get("deletedAt")}
+        deleted_at = record.get("deletedAt")
+        when = deleted_at.isoformat() if hasattr(deleted_at, "isoformat") else deleted_at
+        return {"id": record["id"], "deleted": True, "deletedAt": when}
     view = {key: value for key, value in record.items() if key not in _INTERNAL}
     if record.get("publicMetadata") is None and "publicMetadataJson" in record:
         view["publicMetadata"] = json.loads(record["publicMetadataJson"])

@@ -3,6 +3,7 @@ and a loopback Clerk API: ``/v1/me`` with its Clerk fallback, and the admin read
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -243,6 +244,7 @@ def test_get_user_answers_users_and_tombstones_without_personal_data(clean, cler
     assert found["memberships"] == [{"id": "orgmem_1", "orgId": "org_a", "role": "org:member"}]
     gone = users.get_user("user_c")
     assert set(gone) == {"id", "deleted", "deletedAt"} and gone["deleted"] is True
+    assert dt.datetime.fromisoformat(gone["deletedAt"]).tzinfo is not None
     matches("UserWithMemberships", found)
     matches("UserTombstone", gone)
     for missing in ("user_none", "../users", "", "__x__"):
