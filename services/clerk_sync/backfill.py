@@ -268,6 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Copy Clerk's existing users, organizations and memberships into Firestore.",
     )
     parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="also tombstone what Firestore holds that Clerk no longer has (each confirmed by "
+        "a direct read answering 404); stores no progress, safe to run on a schedule",
+    )
+    parser.add_argument(
         "--limit", type=int, default=MAX_LIMIT, help=f"objects per page, 1-{MAX_LIMIT}"
     )
     parser.add_argument(
@@ -288,15 +294,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inlet-backfill: {err}", file=sys.stderr)
         return 2
     try:
-        report = run(
-            settings,
-            limit=args.limit,
-            restart=args.restart,
-            workers=args.workers,
-            progress=not args.no_progress,
-        )
+        if args.reconcile:
+            from services.clerk_sync import reconcile
+
+            report = reconcile.run(
+                settings, limit=args.limit, workers=args.workers, progress=not args.no_progress
+            )
+        else:
+            report = run(
+                settings,
+                limit=args.limit,
+                restart=args.restart,
+                workers=args.workers,
+                progress=not args.no_progress,
+            )
     except (BackfillError, ClerkAPIError) as err:
-        print(f"inlet-backfill: stopped: {err}; run again to resume", file=sys.stderr)
+        again = "run it again" if args.reconcile else "run again to resume"
+        print(f"inlet-backfill: stopped: {err}; {again}", file=sys.stderr)
         return 1
     except store.storage_errors() as err:
         print(
