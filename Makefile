@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 
-.PHONY: dev test lint format lock dev-token send-event backfill clean preview deploy
+.PHONY: dev test lint format lock dev-token send-event backfill admin-key clean preview deploy
 
 # The project's environment: pinned, hashed dependencies from requirements.lock.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -58,6 +58,12 @@ preview: $(BIN)/.installed
 
 deploy: $(BIN)/.installed
 	pulumi up $(ARGS)
+
+# Prints only one new admin API key for the running `make dev` stack: make -s admin-key [NAME=n]
+admin-key: $(BIN)/.installed
+	@if [ ! -f .inlet/dev.env ]; then echo "make admin-key: start the stack first (make dev)" >&2; exit 1; fi
+	@set -a; . ./.inlet/dev.env; set +a; \
+		$(BIN)/inlet-admin-key create --name "$(or $(NAME),dev)"
 
 lock:
 	$(PYTHON) -m venv /tmp/inlet-lock && /tmp/inlet-lock/bin/pip install --quiet uv

@@ -7,6 +7,7 @@ import json
 import os
 import select
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,30 @@ def create_demo_source(stack: LocalStack, attempts: int = 6) -> dict:
     return answer.json()
 
 
+def create_admin_key(stack: LocalStack) -> str:
+    """One admin API key for this run (DEV_ADMIN_KEY), made by the console script users run."""
+    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": PROJECT}
+    env["FIRESTORE_EMULATOR_HOST"] = stack.firestore_host
+    made = subprocess.run(
+        [sys.executable, "-m", "services.common.admin_keys_cli", "create", "--name", "make dev"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if made.returncode != 0:
+        raise StackError(f"could not create the development admin key: {made.stderr.strip()}")
+    return made.stdout.strip()
+
+
+def clerk_api_env() -> dict[str, str]:
+    """CLERK_SECRET_KEY and CLERK_API_URL from make dev's environment, passed to the services
+    and the backfill: a real Clerk instance, a loopback one, or none (fallback off)."""
+    return {k: os.environ[k] for k in ("CLERK_SECRET_KEY", "CLERK_API_URL") if os.environ.get(k)}
+
+
 def write_env_file(values: dict[str, str]) -> None:
     """Plain KEY=VALUE lines, written atomically (readers never see half a file)."""
     path = STATE_DIR / "dev.env"
@@ -79,6 +104,7 @@ def main() -> int:
         tasks_max_retries=20,
         webhook_secret=saved["CLERK_WEBHOOK_SECRET"],
         source_kek=saved["SOURCE_KEK"],
+        extra_env=clerk_api_env(),
     )
     (STATE_DIR / "dev.env").unlink(missing_ok=True)
     interrupts = Interrupts()
@@ -93,6 +119,7 @@ def main() -> int:
             "CLERK_ISSUER": stack.issuer.url,
             "CLERK_SYNC_URL": stack.url("clerk-sync"),
             "CLERK_WEBHOOK_SECRET": stack.webhook_secret,
+            "DEV_ADMIN_KEY": create_admin_key(stack),
         }
         if "query" in stack.processes:
             values["QUERY_URL"] = stack.url("query")
@@ -115,6 +142,7 @@ def main() -> int:
             "\nClerk webhook endpoint: "
             f"{stack.url('clerk-sync')}/webhooks/clerk\n{inbound}"
             "A session token: make -s dev-token SUB=user_x [ORG=org_y]\n"
+            "Another admin API key: make -s admin-key [NAME=n]\n"
             "Send a demo event: make send-event\n"
             f"Logs: {STATE_DIR / 'logs'}/\nCtrl-C stops everything.",
             flush=True,

@@ -96,7 +96,6 @@ class LocalStack:
             "GOOGLE_CLOUD_PROJECT": PROJECT,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "CLERK_WEBHOOK_SECRET": self.webhook_secret,
-            "CLERK_SECRET_KEY": "sk_test_inlet_dev",
             "CLERK_ISSUER": self.issuer.url,
             "CLERK_JWKS_URL": self.issuer.jwks_url,
             "CLERK_AUTHORIZED_PARTIES": dev_issuer.DEV_AUTHORIZED_PARTY,
@@ -110,6 +109,8 @@ class LocalStack:
             "OIDC_CERTS_URL": self.issuer.jwks_url,
             "INLET_DEV_SIGNING_KEY": str(self.key_path()),
             "CORS_ORIGINS": dev_issuer.DEV_AUTHORIZED_PARTY,
+            # CLERK_SECRET_KEY and CLERK_API_URL only when given (extra_env): without a key,
+            # /v1/me's Clerk fallback is off.
             **self.extra_env,
         }
 

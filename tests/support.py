@@ -7,6 +7,7 @@ import json
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,13 +25,18 @@ class ClerkRequest:
 
 
 class FakeClerkAPI(LoopbackServer):
-    """Clerk's Backend API list endpoints, as documented (https://clerk.com/docs/reference/backend-api).
+    """Clerk's Backend API read endpoints, as documented (https://clerk.com/docs/reference/backend-api).
 
     ``GET /v1/users`` answers a bare array and ``/v1/users/count`` ``{object, total_count}``;
     ``/v1/organizations`` and ``/v1/organization_memberships`` answer ``{data, total_count}``.
-    ``limit`` (1-500, default 10) and ``offset`` page; a wrong bearer key is a 401 and a bad
-    parameter a 422, both in Clerk's ``{"errors": [...]}`` shape. A test can ask for one 429 with
-    ``Retry-After`` at a page, or make a page fail with 500 until ``recover()``.
+    ``limit`` (1-500, default 10) and ``offset`` page, ``order_by=+created_at`` keeps the list
+    order (objects are kept oldest first); a wrong bearer key is a 401 and a bad parameter a 422,
+    both in Clerk's ``{"errors": [...]}`` shape. ``GET /v1/users/{id}`` and
+    ``/v1/organizations/{id}`` answer the object or 404 ``resource_not_found``;
+    ``/v1/users/{id}/organization_memberships`` lists one user's memberships.
+    A test can ask for one 429 with ``Retry-After`` at a page or an object (``offset=None``),
+    make one fail with 500 until ``recover()``, hold object reads until ``release()``, and change
+    the lists before a page is answered (``before_page``) to delete or create objects mid-run.
     """
 
     def __init__(self, secret_key: str, users=(), organizations=(), memberships=()) -> None:
@@ -42,8 +48,12 @@ class FakeClerkAPI(LoopbackServer):
         }
         self.requests: list[ClerkRequest] = []
         self._throttled: dict[tuple[str, int], int] = {}  # (path, offset) -> Retry-After
-        self._failing: set[tuple[str, int]] = set()
+        self._failing: set[tuple[str, int | None]] = set()
         self._lock = threading.Lock()
+        self._held = threading.Event()
+        self._held.set()
+        self.before_page: Callable[[str, int], None] | None = None
+        self.arrived: list[str] = []  # object reads as they arrive, before any hold
         api = self
 
         class Handler(QuietHandler):
@@ -60,15 +70,32 @@ class FakeClerkAPI(LoopbackServer):
 
         super().__init__(Handler)
 
-    def throttle_once(self, path: str, offset: int, retry_after: int = 1) -> None:
-        """The next request for this page answers 429 with ``Retry-After``."""
+    def throttle_once(self, path: str, offset: int | None = None, retry_after: int = 1) -> None:
+        """The next request for this page (or object) answers 429 with ``Retry-After``."""
         with self._lock:
             self._throttled[(path, offset)] = retry_after
 
-    def fail(self, path: str, offset: int) -> None:
-        """Every request for this page answers 500 until ``recover()``."""
+    def fail(self, path: str, offset: int | None = None) -> None:
+        """Every request for this page (or object) answers 500 until ``recover()``."""
         with self._lock:
             self._failing.add((path, offset))
+
+    def hold(self) -> None:
+        """Object reads (``GET /v1/users/{id}``...) wait until ``release()``."""
+        self._held.clear()
+
+    def release(self) -> None:
+        self._held.set()
+
+    def remove(self, path: str, object_id: str) -> None:
+        """Delete an object in Clerk: later pages and reads no longer find it."""
+        with self._lock:
+            self.lists[path] = [o for o in self.lists[path] if o["id"] != object_id]
+
+    def add(self, path: str, obj: dict) -> None:
+        """Create an object in Clerk: the newest, so it sorts last by creation time."""
+        with self._lock:
+            self.lists[path].append(obj)
 
     def recover(self) -> None:
         with self._lock:
@@ -77,6 +104,10 @@ class FakeClerkAPI(LoopbackServer):
     def seen(self) -> list[ClerkRequest]:
         with self._lock:
             return list(self.requests)
+
+    def paths(self, status: int | None = None) -> list[str]:
+        """Every path requested (answered with ``status``, when given), in order."""
+        return [r.path for r in self.seen() if status is None or r.status == status]
 
     def offsets(self, path: str, status: int = 200) -> list[int | None]:
         """The offsets of the pages of ``path`` answered with ``status``, in order."""
@@ -102,10 +133,12 @@ class FakeClerkAPI(LoopbackServer):
         if path == "/v1/users/count":
             return 200, {"object": "total_count", "total_count": len(self.lists["/v1/users"])}, {}
         if path not in self.lists:
-            return 404, _clerk_error("resource_not_found", "Resource not found"), {}
+            return self._object(path)
         limit, offset = _int(query.get("limit", "10")), _int(query.get("offset", "0"))
         if limit is None or not 1 <= limit <= 500 or offset is None or offset < 0:
             return 422, _clerk_error("form_param_value_invalid", "limit or offset invalid"), {}
+        if self.before_page is not None:
+            self.before_page(path, offset)
         with self._lock:
             retry_after = self._throttled.pop((path, offset), None)
             failing = (path, offset) in self._failing
@@ -118,6 +151,39 @@ class FakeClerkAPI(LoopbackServer):
         if path == "/v1/users":
             return 200, items, {}
         return 200, {"data": items, "total_count": len(self.lists[path])}, {}
+
+    def _object(self, path: str):
+        """One object: a user, an organization, or one user's memberships; else 404."""
+        with self._lock:
+            self.arrived.append(path)
+        self._held.wait(30)
+        parts = path.strip("/").split("/")
+        with self._lock:
+            retry_after = self._throttled.pop((path, None), None)
+            failing = (path, None) in self._failing
+            users = {u["id"]: u for u in self.lists["/v1/users"]}
+            orgs = {o["id"]: o for o in self.lists["/v1/organizations"]}
+            memberships = list(self.lists["/v1/organization_memberships"])
+        if retry_after is not None:
+            error = _clerk_error("too_many_requests", "Too many requests")
+            return 429, error, {"Retry-After": str(retry_after)}
+        if failing:
+            return 500, _clerk_error("internal_clerk_error", "Something went wrong"), {}
+        found = None
+        if len(parts) == 3 and parts[1] == "users":
+            found = users.get(parts[2])
+        elif len(parts) == 3 and parts[1] == "organizations":
+            found = orgs.get(parts[2])
+        elif (
+            parts[1:2] == ["users"]
+            and parts[3:] == ["organization_memberships"]
+            and (parts[2] in users)
+        ):
+            mine = [m for m in memberships if m["public_user_data"]["user_id"] == parts[2]]
+            found = {"data": mine, "total_count": len(mine)}
+        if found is None:
+            return 404, _clerk_error("resource_not_found", "not found"), {}
+        return 200, found, {}
 
 
 def _clerk_error(code: str, message: str) -> dict:

@@ -3,7 +3,7 @@
 Webhooks never deliver objects that existed before the endpoint did (SPEC section 1), so this
 console script (``inlet-backfill``, ``make backfill``) pages through Clerk's Backend API
 (https://clerk.com/docs/reference/backend-api) and applies every object through the same version
-rules as webhooks (``sync.apply_change``): a newer stored version or a tombstone is never
+rules as webhooks (``clerk_store.apply_change``): a newer stored version or a tombstone is never
 overwritten, so it is safe to run while webhooks arrive, and safe to run twice.
 
 Progress (collection and next offset) is stored in ``backfill/clerk`` after every page, so a
@@ -14,39 +14,37 @@ finished run records ``status: completed``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import email.utils
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from tqdm import tqdm
 
-from services.clerk_sync import sync
-from services.clerk_sync.events import (
+from services.common import clerk_store as sync
+from services.common import store
+from services.common.clerk_api import (
+    DEFAULT_API_URL,
+    MAX_LIMIT,
+    ClerkAPI,
+    ClerkAPIError,
+    ClerkAPISettings,
+    RetryPolicy,
+)
+from services.common.clerk_events import (
     MEMBERSHIPS,
     ORGANIZATIONS,
     USERS,
     MalformedEvent,
     change_from_object,
 )
-from services.common import store
 from services.common.config import ConfigError, Env, FirestoreSettings
 
-DEFAULT_API_URL = "https://api.clerk.com"
-MAX_LIMIT = 500  # Clerk's largest page
 DEFAULT_WORKERS = 8  # objects of one page applied in parallel; each is its own transaction
 STATE_COLLECTION = "backfill"
 STATE_DOCUMENT = "clerk"
-HTTP_TIMEOUT_S = (5.0, 30.0)  # connect, read
-# Oldest first: objects created while a backfill runs (or between a crash and its resume) land
-# after the stored offset instead of shifting the pages not yet read.
-ORDER_BY = "+created_at"
 
 
 @dataclass(frozen=True)
@@ -84,140 +82,17 @@ class Settings:
         )
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Tries per request: a 429 waits ``Retry-After``; 5xx and network errors back off."""
-
-    attempts: int = 6
-    backoff_s: float = 1.0  # the first wait; doubles each time
-    max_backoff_s: float = 30.0
-    max_retry_after_s: float = 300.0  # a longer Retry-After is taken as this
-
-    def backoff(self, attempt: int) -> float:
-        return min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+def client(settings: Settings, retry: RetryPolicy | None = None) -> ClerkAPI:
+    """The Backend API client for a run: listings are ordered by creation time (oldest first),
+    so objects created while a run goes on (or between a crash and its resume) land after the
+    stored offset instead of shifting the pages not yet read."""
+    return ClerkAPI(
+        ClerkAPISettings(settings.api_url, settings.secret_key), retry, user_agent="inlet-backfill"
+    )
 
 
 class BackfillError(RuntimeError):
     """The backfill stopped; progress up to the last complete page is stored."""
-
-
-class ClerkAPIError(BackfillError):
-    """Clerk's Backend API refused a request or kept failing after every retry."""
-
-    def __init__(self, path: str, status: int | None, detail: str) -> None:
-        answer = f"HTTP {status}" if status is not None else "no answer"
-        super().__init__(f"GET {path}: {answer} ({detail})")
-        self.path = path
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    total: int | None  # Clerk's total_count, when the response carries it
-
-
-def parse_page(path: str, body: Any) -> Page:
-    """Clerk lists come in two shapes: ``/v1/users`` is a bare array, the others
-    ``{"data": [...], "total_count": N}``."""
-    if isinstance(body, list):
-        return Page(body, None)
-    if isinstance(body, dict) and isinstance(body.get("data"), list):
-        total = body.get("total_count")
-        return Page(body["data"], total if isinstance(total, int) else None)
-    raise ClerkAPIError(path, 200, "not a Clerk list")
-
-
-class ClerkAPI:
-    """The Backend API's list endpoints over one HTTP session, with bounded retries."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        retry: RetryPolicy | None = None,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._base = settings.api_url
-        self._retry = retry or RetryPolicy()
-        self._sleep = sleep
-        self._session = session or requests.Session()
-        self._session.headers.update(
-            {
-                "Authorization": f"Bearer {settings.secret_key}",
-                "Accept": "application/json",
-                "User-Agent": "inlet-backfill",
-            }
-        )
-
-    def close(self) -> None:
-        self._session.close()
-
-    def page(self, path: str, *, limit: int, offset: int) -> Page:
-        params = {"limit": limit, "offset": offset, "order_by": ORDER_BY}
-        return parse_page(path, self._get(path, params))
-
-    def count(self, path: str) -> int | None:
-        total = self._get(path, {})
-        total = total.get("total_count") if isinstance(total, dict) else None
-        return total if isinstance(total, int) else None
-
-    def _get(self, path: str, params: dict[str, Any]) -> Any:
-        attempt = 0
-        while True:
-            attempt += 1
-            last = attempt >= self._retry.attempts
-            try:
-                response = self._session.get(
-                    self._base + path, params=params, timeout=HTTP_TIMEOUT_S
-                )
-            except (requests.ConnectionError, requests.Timeout) as err:
-                if last:
-                    raise ClerkAPIError(path, None, type(err).__name__) from None
-                self._sleep(self._retry.backoff(attempt))
-                continue
-            status = response.status_code
-            if status == 429 or status >= 500:
-                if last:
-                    raise ClerkAPIError(path, status, _detail(response))
-                wait = _retry_after(response) if status in (429, 503) else None
-                if wait is None:
-                    wait = self._retry.backoff(attempt)
-                self._sleep(min(wait, self._retry.max_retry_after_s))
-                continue
-            if status == 401:
-                raise ClerkAPIError(path, status, "Clerk refused CLERK_SECRET_KEY")
-            if status != 200:
-                raise ClerkAPIError(path, status, _detail(response))
-            try:
-                return response.json()
-            except ValueError:
-                raise ClerkAPIError(path, status, "response is not JSON") from None
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """``Retry-After`` in seconds: delta-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
-def _detail(response: requests.Response) -> str:
-    """Clerk's own error code and message (``{"errors": [{code, message}]}``), else the reason."""
-    try:
-        first = response.json()["errors"][0]
-        return f"{first.get('code')}: {first.get('message')}"
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return response.reason or "error"
 
 
 @dataclass
@@ -258,7 +133,7 @@ def run(
         return Report(state.counts, already_completed=True)
     resumed_from = (state.collection, state.offset) if state.resumed else None
     start = next(i for i, listing in enumerate(LISTINGS) if listing.collection == state.collection)
-    api = ClerkAPI(settings, retry)
+    api = client(settings, retry)
     try:
         with ThreadPoolExecutor(max(1, workers)) as pool:
             for listing in LISTINGS[start:]:
@@ -393,6 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Copy Clerk's existing users, organizations and memberships into Firestore.",
     )
     parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="also tombstone what Firestore holds that Clerk no longer has (each confirmed by "
+        "a direct read answering 404); stores no progress, safe to run on a schedule",
+    )
+    parser.add_argument(
         "--limit", type=int, default=MAX_LIMIT, help=f"objects per page, 1-{MAX_LIMIT}"
     )
     parser.add_argument(
@@ -413,15 +294,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inlet-backfill: {err}", file=sys.stderr)
         return 2
     try:
-        report = run(
-            settings,
-            limit=args.limit,
-            restart=args.restart,
-            workers=args.workers,
-            progress=not args.no_progress,
-        )
-    except BackfillError as err:
-        print(f"inlet-backfill: stopped: {err}; run again to resume", file=sys.stderr)
+        if args.reconcile:
+            from services.clerk_sync import reconcile
+
+            report = reconcile.run(
+                settings, limit=args.limit, workers=args.workers, progress=not args.no_progress
+            )
+        else:
+            report = run(
+                settings,
+                limit=args.limit,
+                restart=args.restart,
+                workers=args.workers,
+                progress=not args.no_progress,
+            )
+    except (BackfillError, ClerkAPIError) as err:
+        again = "run it again" if args.reconcile else "run again to resume"
+        print(f"inlet-backfill: stopped: {err}; {again}", file=sys.stderr)
         return 1
     except store.storage_errors() as err:
         print(

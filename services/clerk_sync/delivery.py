@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from services.clerk_sync import sync
-from services.clerk_sync.events import MalformedEvent, change_from_event
+from services.common import clerk_store as sync
 from services.common import strict_json
+from services.common.clerk_events import MalformedEvent, change_from_event
 from services.common.errors import BadRequest
 
 

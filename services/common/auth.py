@@ -16,12 +16,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Request
 
+from services.common.admin_keys import AdminKeyVerifier, AdminPrincipal, looks_like_admin_key
 from services.common.config import ClerkAuthSettings, TaskSettings
-from services.common.errors import InletError, Unauthorized
+from services.common.errors import Forbidden, InletError, Unauthorized
 
 # PyJWT and its cryptography backend are imported on first use, not at start-up (cold start).
 
@@ -46,6 +47,7 @@ class Principal:
     user_id: str
     org_id: str | None = None
     org_role: str | None = None
+    kind: ClassVar[str] = "clerk_session"  # AdminPrincipal.kind is "admin_key"
 
     @property
     def owner(self) -> str:
@@ -173,10 +175,44 @@ def _decode(token: str, jwks_url: str, **options: Any) -> dict[str, Any]:
         raise Unauthorized("invalid token") from None
 
 
+# Who may call an API that takes both: a Clerk session (a user, acting for their tenant) or an
+# admin API key (the team's backend, deployment-wide: users, and queries and blocks of any source).
+Caller = Principal | AdminPrincipal
+
+
+def authenticate(
+    request: Request, settings: ClerkAuthSettings, admin_keys: AdminKeyVerifier
+) -> Caller:
+    """The caller behind ``Authorization: Bearer``: an admin key (``inlet_ak_…``) or a Clerk
+    session token. No token, a malformed or unknown or revoked key, or a bad token: 401."""
+    token = bearer_token(request)
+    if looks_like_admin_key(token):
+        return admin_keys.verify(token)
+    return _session(token, settings)
+
+
+def require_admin_key(caller: Caller) -> AdminPrincipal:
+    """Admin-only routes (``/v1/users``): a valid Clerk session is a 403, not a 401."""
+    if not isinstance(caller, AdminPrincipal):
+        raise Forbidden("this route takes an admin API key")
+    return caller
+
+
+def require_session(caller: Caller) -> Principal:
+    """Routes about the calling user (``/v1/me``): an admin key has no user, so a 403."""
+    if not isinstance(caller, Principal):
+        raise Forbidden("this route takes a Clerk session token")
+    return caller
+
+
 def verify_session(request: Request, settings: ClerkAuthSettings) -> Principal:
     """A Clerk session token from ``Authorization: Bearer``, verified, as a principal."""
+    return _session(bearer_token(request), settings)
+
+
+def _session(token: str, settings: ClerkAuthSettings) -> Principal:
     claims = _decode(
-        bearer_token(request),
+        token,
         settings.jwks_url,
         issuer=settings.issuer,
         options={"require": ["exp", "sub", "iss"], "verify_aud": False},

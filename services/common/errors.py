@@ -63,3 +63,13 @@ class StorageUnavailable(InletError):
     def __init__(self, message: str = "storage is unavailable, retry later", **kw) -> None:
         super().__init__(message, **kw)
         self.headers.setdefault("Retry-After", "5")
+
+
+class UpstreamUnavailable(InletError):
+    """A service Inlet depends on (Clerk's Backend API) failed or throttled; retry later."""
+
+    status, code = 503, "upstream_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 5, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", str(retry_after_s))

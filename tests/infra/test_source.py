@@ -56,7 +56,7 @@ def test_the_object_name_carries_the_content_hash_and_is_stable(tmp_path):
 @pytest.mark.parametrize(
     "changed",
     [
-        "services/clerk_sync/sync.py",
+        "services/common/clerk_store.py",
         "services/ingest/receive.py",
         "services/common/http.py",
         "infra/entry.py",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from services.clerk_sync.events import Version, user_record
+from services.common.clerk_events import Version, user_record
 from tests import clerk
 
 BASE_MS = 1_700_000_000_000

@@ -1,4 +1,4 @@
-"""Clerk payloads to records and the version rules between them (services/clerk_sync/events.py)."""
+"""Clerk payloads to records and the version rules between them (common/clerk_events.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.clerk_sync.events import (
+from services.common.clerk_events import (
     MEMBERSHIPS,
     ORGANIZATIONS,
     USERS,

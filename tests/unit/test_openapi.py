@@ -82,12 +82,21 @@ def served(apps: dict[str, App]) -> dict[tuple[str, str], set[str]]:
 
 
 def documented(spec: dict) -> dict[tuple[str, str], dict]:
+    """Operations of the services in the tree (``tags`` name the services serving each)."""
     return {
         (method.upper(), path): item[method]
         for path, item in spec["paths"].items()
         for method in METHODS
-        if method in item
+        if method in item and set(item[method]["tags"]) & set(SERVICES)
     }
+
+
+def test_every_operation_is_tagged_with_known_services(spec):
+    for path, item in spec["paths"].items():
+        for method in METHODS:
+            if method in item:
+                tags = set(item[method]["tags"])
+                assert tags and tags <= set(SERVICES), (method, path)
 
 
 def test_route_templates_are_recovered_from_the_router():

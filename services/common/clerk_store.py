@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.clerk_sync.events import MEMBERSHIPS, Change, decide
 from services.common import source_store, store
+from services.common.clerk_events import MEMBERSHIPS, Change, decide
 from services.common.contention import Contended, retry_contended
 
 DELIVERIES = "deliveries"

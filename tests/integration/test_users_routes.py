@@ -1,0 +1,175 @@
+"""The users routes as the query service wires them (README, "Users"), served over HTTP: 401 vs
+403 on every route, and every answer as openapi.yaml documents it.
+
+The query service's entry module is built elsewhere; this serves ``services/query/users.py``
+behind the shared ``App`` with exactly the auth rule each route takes, so the rules are tested
+end to end until the service's own integration tests cover them.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+from flask import Flask, Request
+from flask import request as flask_request
+from werkzeug.serving import make_server
+
+from devstack.issuer import DEV_AUTHORIZED_PARTY
+from services.common import admin_keys
+from services.common.admin_keys import AdminKeyVerifier
+from services.common.auth import authenticate, require_admin_key, require_session
+from services.common.clerk_api import ClerkAPISettings
+from services.common.config import ClerkAuthSettings
+from services.common.http import App, json_response, route
+from services.query import users
+from services.query.users import UsersSettings
+from tests import clerk
+from tests.integration.test_openapi_responses import conforms
+from tests.support import FakeClerkAPI
+
+KEY = "sk_test_routes_0123456789"
+
+
+def users_app(clerk_auth: ClerkAuthSettings, keys: AdminKeyVerifier, settings: UsersSettings):
+    """The three routes, each handler parse -> call -> render, as the query service has them."""
+
+    def me(request: Request):
+        caller = require_session(authenticate(request, clerk_auth, keys))
+        return json_response(200, users.me(caller, settings))
+
+    def list_users(request: Request):
+        require_admin_key(authenticate(request, clerk_auth, keys))
+        args = request.args
+        return json_response(200, users.list_users(args.get("cursor"), args.get("limit")))
+
+    def get_user(request: Request, user_id: str):
+        require_admin_key(authenticate(request, clerk_auth, keys))
+        return json_response(200, users.get_user(user_id))
+
+    return App(
+        "query",
+        [
+            route("GET", "/v1/me", me, browser=True),
+            route("GET", "/v1/users", list_users),
+            route("GET", "/v1/users/{user_id}", get_user),
+        ],
+        cors_origins=[DEV_AUTHORIZED_PARTY],
+    )
+
+
+@pytest.fixture(scope="module")
+def fake_clerk():
+    api = FakeClerkAPI(KEY, users=[clerk.user("user_new", 7)]).start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def base_url(stack, fake_clerk):
+    clerk_auth = ClerkAuthSettings(stack.issuer.url, stack.issuer.jwks_url, (DEV_AUTHORIZED_PARTY,))
+    app = users_app(
+        clerk_auth, AdminKeyVerifier(ttl_s=0), UsersSettings(ClerkAPISettings(fake_clerk.url, KEY))
+    )
+    entry = Flask("users-routes")
+
+    @entry.route("/", defaults={"path": ""}, methods=["GET", "OPTIONS"])
+    @entry.route("/<path:path>", methods=["GET", "OPTIONS"])
+    def serve(path: str):
+        return app(flask_request)
+
+    server = make_server("127.0.0.1", 0, entry, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def world(clean, base_url):
+    """A stored user, a tombstone, a live admin key and a revoked one."""
+    for event in (
+        clerk.event("user.created", clerk.user("user_ada", 5)),
+        clerk.event("user.created", clerk.user("user_gone", 5)),
+        clerk.event("user.deleted", clerk.deleted("user", "user_gone")),
+    ):
+        assert clerk.post(clean.url("clerk-sync"), clean.webhook_secret, event).ok
+    _, live = admin_keys.create("routes")
+    revoked_key, revoked = admin_keys.create("old")
+    admin_keys.revoke(revoked_key.id)
+    return {
+        "admin": live,
+        "revoked": revoked,
+        "session": clean.issuer.session_token("user_ada"),
+        "gone_session": clean.issuer.session_token("user_gone"),
+        "new_session": clean.issuer.session_token("user_new"),
+    }
+
+
+def get(base_url: str, path: str, token: str | None, template: str, **kw) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = requests.get(f"{base_url}{path}", headers=headers, timeout=20, **kw)
+    return conforms(answer, "GET", template)
+
+
+ROUTES = [
+    ("/v1/me", "/v1/me"),
+    ("/v1/users", "/v1/users"),
+    ("/v1/users/user_ada", "/v1/users/{userId}"),
+]
+
+
+@pytest.mark.parametrize(("path", "template"), ROUTES)
+def test_every_route_refuses_no_token_and_bad_or_revoked_keys_with_401(
+    world, base_url, path, template
+):
+    bad_secret = world["admin"][:-1] + ("0" if world["admin"][-1] != "0" else "1")
+    for token in (None, "", world["revoked"], bad_secret, "inlet_ak_x", "inlet_ak_" + "f" * 500):
+        assert get(base_url, path, token, template).status_code == 401, token
+
+
+def test_admin_routes_refuse_a_clerk_session_with_403_and_me_refuses_an_admin_key(world, base_url):
+    assert get(base_url, "/v1/users", world["session"], "/v1/users").status_code == 403
+    answer = get(base_url, "/v1/users/user_ada", world["session"], "/v1/users/{userId}")
+    assert answer.status_code == 403
+    assert get(base_url, "/v1/me", world["admin"], "/v1/me").status_code == 403
+
+
+def test_each_route_answers_its_caller(world, base_url):
+    me = get(base_url, "/v1/me", world["session"], "/v1/me")
+    assert me.status_code == 200 and me.json()["id"] == "user_ada"
+    fetched = get(base_url, "/v1/me", world["new_session"], "/v1/me")  # the Clerk fallback
+    assert fetched.status_code == 200 and fetched.json()["id"] == "user_new"
+    assert get(base_url, "/v1/me", world["gone_session"], "/v1/me").status_code == 404
+
+    listed = get(base_url, "/v1/users?limit=2", world["admin"], "/v1/users")
+    assert [u["id"] for u in listed.json()["items"]] == ["user_ada", "user_gone"]
+    assert listed.json()["items"][1] == {
+        "id": "user_gone",
+        "deleted": True,
+        "deletedAt": listed.json()["items"][1]["deletedAt"],
+    }
+    page = get(
+        base_url,
+        "/v1/users",
+        world["admin"],
+        "/v1/users",
+        params={"cursor": listed.json()["nextCursor"], "limit": 2},
+    )
+    assert [u["id"] for u in page.json()["items"]] == ["user_new"]
+    assert get(base_url, "/v1/users?limit=0", world["admin"], "/v1/users").status_code == 400
+    assert get(base_url, "/v1/users?cursor=zz", world["admin"], "/v1/users").status_code == 400
+
+    one = get(base_url, "/v1/users/user_ada", world["admin"], "/v1/users/{userId}")
+    assert one.status_code == 200 and one.json()["memberships"] == []
+    missing = get(base_url, "/v1/users/user_nobody", world["admin"], "/v1/users/{userId}")
+    assert missing.status_code == 404
+
+
+def test_me_passes_on_clerks_retry_after_as_a_documented_503(world, base_url, fake_clerk):
+    fake_clerk.throttle_once("/v1/users/user_new", retry_after=9)
+
+    answer = get(base_url, "/v1/me", world["new_session"], "/v1/me")
+
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "9"
+    assert answer.json()["error"]["code"] == "upstream_unavailable"
