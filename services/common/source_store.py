@@ -15,6 +15,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from services.common import store
+from services.common.admin_keys import AdminPrincipal
 from services.common.auth import Principal
 from services.common.contention import Contended, retry_contended
 from services.common.errors import NotFound
@@ -109,6 +110,19 @@ def owned(principal: Principal, source_id: str, *, allow_deleted: bool = False):
     if not snap.exists or snap.get("owner") != principal.owner:
         raise NotFound("no such source")
     if snap.get("deleted") and not allow_deleted:
+        raise NotFound("no such source")
+    return snap
+
+
+def readable(caller: Principal | AdminPrincipal, source_id: str):
+    """A source the caller may query: its own (``owned``), or any live source for an admin API
+    key, which is deployment-wide (SPEC section 3). A 404 otherwise, before anything else."""
+    if not isinstance(caller, AdminPrincipal):
+        return owned(caller, source_id)
+    if not is_source_id(source_id):
+        raise NotFound("no such source")
+    snap = source_ref(source_id).get(retry=store.retry())
+    if not snap.exists or snap.get("deleted"):
         raise NotFound("no such source")
     return snap
 

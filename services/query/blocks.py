@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common import source_store, store
+from services.common.admin_keys import AdminPrincipal
 from services.common.auth import Principal
 from services.common.errors import BadRequest, NotFound
 from services.query import catalog, projection, queries, rollup_store, schemas
@@ -83,6 +84,7 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
     """The public shape of a stored block (pure)."""
     shown = {
         "id": record["id"],
+        "owner": record.get("owner"),
         "binding": json.loads(record["binding"]),
         "widget": json.loads(record["widget"]),
         "status": record.get("status"),
@@ -146,30 +148,44 @@ def put(principal: Principal, block_id: str, body: dict[str, Any], now: dt.datet
     return view(record), not existing.exists
 
 
-def get(principal: Principal, block_id: str) -> dict[str, Any]:
+def get(caller: Principal | AdminPrincipal, block_id: str, owner: str | None = None):
+    """The caller's block; an admin API key names the owner (``?owner=``), since block ids are
+    chosen by their owners and only unique per owner."""
     check_id(block_id)
-    snap = doc_ref(principal.owner, block_id).get(retry=store.retry())
+    if isinstance(caller, AdminPrincipal):
+        if not owner or not store.is_document_id(owner):
+            raise BadRequest("an admin API key reads a block with ?owner=<the owner's id>")
+    else:
+        owner = caller.owner
+    snap = doc_ref(owner, block_id).get(retry=store.retry())
     if not snap.exists:
         raise NotFound("no such block")
     return view(snap.to_dict())
 
 
-def list_owned(principal: Principal, source_id: str | None, cursor: str | None, limit: int):
-    """One page of the caller's blocks (of one source when given), and the next cursor."""
+def list_owned(
+    caller: Principal | AdminPrincipal, source_id: str | None, cursor: str | None, limit: int
+):
+    """One page of the caller's blocks (of one source when given), and the next cursor. An
+    admin API key lists the blocks of one source (``dataSourceId``), whoever owns them."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    query = (
-        store.client().collection(BLOCKS).where(filter=FieldFilter("owner", "==", principal.owner))
-    )
+    query = store.client().collection(BLOCKS)
+    if isinstance(caller, AdminPrincipal):
+        if source_id is None:
+            raise BadRequest("an admin API key lists blocks with ?dataSourceId=<source id>")
+    else:
+        query = query.where(filter=FieldFilter("owner", "==", caller.owner))
     if source_id is not None:
         query = query.where(filter=FieldFilter("dataSourceId", "==", source_id))
     query = query.order_by("__name__").limit(limit + 1)
     if cursor is not None:
-        check_id(cursor)
-        query = query.start_after({"__name__": doc_ref(principal.owner, cursor)})
+        if not store.is_document_id(cursor):
+            raise BadRequest("cursor is not one this API returned")
+        query = query.start_after({"__name__": store.client().collection(BLOCKS).document(cursor)})
     snaps = list(query.stream(retry=store.retry()))
     page = snaps[:limit]
-    next_cursor = page[-1].get("id") if len(snaps) > limit else None
+    next_cursor = page[-1].id if len(snaps) > limit else None
     return [view(s.to_dict()) for s in page], next_cursor
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from flask import Request, Response
 
-from services.common import auth, context, source_store, store
+from services.common import admin_keys, auth, context, source_store, store
 from services.common.config import (
     ClerkAuthSettings,
     Env,
@@ -18,7 +18,8 @@ from services.common.config import (
 )
 from services.common.errors import BadRequest
 from services.common.http import App, json_body, json_response, route
-from services.query import blocks, catalog, queries, refresh
+from services.query import blocks, catalog, queries, refresh, users
+from services.query.users import UsersSettings
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Settings:
     firestore: FirestoreSettings
     clerk: ClerkAuthSettings
     tasks: TaskSettings
+    users: UsersSettings
     cors_origins: tuple[str, ...]
 
     @classmethod
@@ -35,6 +37,7 @@ class Settings:
             firestore=FirestoreSettings.from_env(env),
             clerk=ClerkAuthSettings.from_env(env),
             tasks=TaskSettings.from_env(env),
+            users=UsersSettings.from_env(env),
             cors_origins=env.list("CORS_ORIGINS"),
         )
 
@@ -46,27 +49,32 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _caller(request: Request) -> auth.Caller:
+    """A Clerk session (its tenant's sources and blocks) or an admin API key (any source)."""
+    return auth.authenticate(request, settings.clerk, admin_keys.verifier())
+
+
 def run_query(request: Request, source_id: str) -> Response:
-    principal = auth.verify_session(request, settings.clerk)
-    source_store.owned(principal, source_id)  # someone else's source: 404 before anything else
+    caller = _caller(request)
+    source_store.readable(caller, source_id)  # someone else's source: 404 before anything else
     query = catalog.parse(json_body(request))
     result = queries.run(source_id, query, _now())
     return json_response(200, {"type": query.type, "result": result})
 
 
 def put_block(request: Request, block_id: str) -> Response:
-    principal = auth.verify_session(request, settings.clerk)
+    principal = auth.require_session(_caller(request))  # admin keys read blocks, never write
     shown, created = blocks.put(principal, block_id, json_body(request), _now())
     return json_response(201 if created else 200, shown)
 
 
 def get_block(request: Request, block_id: str) -> Response:
-    principal = auth.verify_session(request, settings.clerk)
-    return json_response(200, blocks.get(principal, block_id))
+    caller = _caller(request)
+    return json_response(200, blocks.get(caller, block_id, request.args.get("owner")))
 
 
 def list_blocks(request: Request) -> Response:
-    principal = auth.verify_session(request, settings.clerk)
+    principal = _caller(request)
     limit = request.args.get("limit", str(blocks.PAGE_SIZE))
     if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= blocks.PAGE_SIZE:
         raise BadRequest(f"limit must be an integer from 1 to {blocks.PAGE_SIZE}")
@@ -85,6 +93,22 @@ def run_refresh(request: Request) -> Response:
     return json_response(200, outcome)
 
 
+def me(request: Request) -> Response:
+    principal = auth.require_session(_caller(request))
+    return json_response(200, users.me(principal, settings.users))
+
+
+def list_users(request: Request) -> Response:
+    auth.require_admin_key(_caller(request))
+    args = request.args
+    return json_response(200, users.list_users(args.get("cursor"), args.get("limit")))
+
+
+def get_user(request: Request, user_id: str) -> Response:
+    auth.require_admin_key(_caller(request))
+    return json_response(200, users.get_user(user_id))
+
+
 app = App(
     "query",
     [
@@ -92,6 +116,9 @@ app = App(
         route("GET", "/v1/blocks", list_blocks, browser=True),
         route("GET", "/v1/blocks/{block_id}", get_block, browser=True),
         route("PUT", "/v1/blocks/{block_id}", put_block, browser=True),
+        route("GET", "/v1/me", me, browser=True),
+        route("GET", "/v1/users", list_users),
+        route("GET", "/v1/users/{user_id}", get_user),
         route("POST", "/tasks/refresh", run_refresh, storage_budget_s=store.TASK_STORAGE_BUDGET_S),
     ],
     project=settings.firestore.project,
