@@ -71,7 +71,9 @@ def environments(
     }
     cors = {"CORS_ORIGINS": cfg.cors_origins} if cfg.cors_origins else {}
     return {
-        CLERK_SYNC.key: {**firestore},
+        # clerk-sync schedules a `delete` refresh for the sources of a user or organization
+        # deleted in Clerk, so their blocks report `source-deleted`.
+        CLERK_SYNC.key: {**firestore, **tasks},
         INGEST.key: {
             **firestore,
             **clerk_auth,

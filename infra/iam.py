@@ -84,8 +84,9 @@ def grant(
     read_secret(secrets.source_kek, INGEST.key)
     read_secret(secrets.clerk_secret_key, QUERY.key)
 
-    # Both ingest and query enqueue refresh tasks that carry the tasks identity's OIDC token.
-    for service in (INGEST, QUERY):
+    # Every service enqueues refresh tasks carrying the tasks identity's OIDC token: ingest after
+    # events, query for follow-ups, clerk-sync when a deleted owner's sources go.
+    for service in (CLERK_SYNC, INGEST, QUERY):
         member = ids.services[service.key].member
         grants.append(
             gcp.cloudtasks.QueueIamMember(

@@ -149,12 +149,12 @@ def test_project_wide_roles_are_only_those_with_nothing_narrower(deployment):
     )
 
 
-def test_enqueuers_are_ingest_and_query_on_the_queue_and_as_the_tasks_identity(deployment):
+def test_enqueuers_are_the_three_services_on_the_queue_and_as_the_tasks_identity(deployment):
     queue = deployment.one("gcp:cloudtasks/queue:Queue", "refresh-queue").inputs
     enqueuers = deployment.of_type("gcp:cloudtasks/queueIamMember:QueueIamMember")
     assert {(r.inputs["name"], r.inputs["role"], r.inputs["member"]) for r in enqueuers} == {
         (queue["name"], "roles/cloudtasks.enqueuer", f"serviceAccount:{email(a)}")
-        for a in ("inlet-ingest", "inlet-query")
+        for a in ("inlet-clerk-sync", "inlet-ingest", "inlet-query")
     }
     acting = deployment.of_type("gcp:serviceaccount/iAMMember:IAMMember")
     tasks = f"projects/{PROJECT}/serviceAccounts/{email('inlet-tasks')}"
@@ -162,7 +162,7 @@ def test_enqueuers_are_ingest_and_query_on_the_queue_and_as_the_tasks_identity(d
         (r.inputs["serviceAccountId"], r.inputs["role"], r.inputs["member"]) for r in acting
     } == {
         (tasks, "roles/iam.serviceAccountUser", f"serviceAccount:{email(a)}")
-        for a in ("inlet-ingest", "inlet-query")
+        for a in ("inlet-clerk-sync", "inlet-ingest", "inlet-query")
     }
 
 
@@ -236,13 +236,13 @@ def test_each_function_runs_its_target_as_its_account_built_by_the_build_account
 
 def test_each_function_gets_exactly_the_environment_its_settings_read(deployment):
     base = {"GOOGLE_CLOUD_PROJECT": PROJECT, "FIRESTORE_DATABASE": "(default)"}
-    assert env(deployment, "clerkSync") == base
     tasks = {
         "TASKS_QUEUE": deployment.exports["queueName"],
         "REFRESH_URL": f"https://inlet-query-{PROJECT_NUMBER}.{REGION}.run.app/tasks/refresh",
         "TASKS_SERVICE_ACCOUNT": email("inlet-tasks"),
         "TASKS_AUDIENCE": f"inlet-tasks-{PROJECT}-test",
     }
+    assert env(deployment, "clerkSync") == {**base, **tasks}
     clerk = {
         "CLERK_ISSUER": "https://clerk.example.com",
         "CLERK_AUTHORIZED_PARTIES": "https://app.example.com",
