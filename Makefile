@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 
-.PHONY: dev test lint format lock dev-token send-event backfill clean
+.PHONY: dev test lint format lock dev-token send-event backfill bench clean
 
 # The project's environment: pinned, hashed dependencies from requirements.lock.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -50,6 +50,12 @@ send-event: $(BIN)/.installed
 backfill: $(BIN)/.installed
 	@set -a; if [ -f .inlet/dev.env ]; then . ./.inlet/dev.env; fi; set +a; \
 		$(BIN)/inlet-backfill $(ARGS)
+
+# Every figure of the README's performance table, against its reference in the same run
+# (bench/README.md). Installs wrk, the load generator, when it is missing: make bench [ARGS=--seconds 5]
+bench: venv
+	@command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk
+	$(BIN)/python -m bench.run $(ARGS)
 
 lock:
 	$(PYTHON) -m venv /tmp/inlet-lock && /tmp/inlet-lock/bin/pip install --quiet uv
