@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 
-.PHONY: dev test lint format lock dev-token send-event backfill admin-key clean preview deploy
+.PHONY: dev test lint format lock dev-token send-event backfill admin-key bench clean preview deploy
 
 # The project's environment: pinned, hashed dependencies from requirements.lock.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -64,6 +64,12 @@ admin-key: $(BIN)/.installed
 	@if [ ! -f .inlet/dev.env ]; then echo "make admin-key: start the stack first (make dev)" >&2; exit 1; fi
 	@set -a; . ./.inlet/dev.env; set +a; \
 		$(BIN)/inlet-admin-key create --name "$(or $(NAME),dev)"
+
+# Every figure of the README's performance table, against its reference in the same run
+# (bench/README.md). Installs wrk, the load generator, when it is missing: make bench [ARGS=--seconds 5]
+bench: venv
+	@command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk
+	$(BIN)/python -m bench.run $(ARGS)
 
 lock:
 	$(PYTHON) -m venv /tmp/inlet-lock && /tmp/inlet-lock/bin/pip install --quiet uv

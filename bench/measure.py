@@ -1,0 +1,125 @@
+"""Reading what the services themselves report: request-log Firestore counts, worker memory,
+and the results table with each goal of the benchmark page met or missed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+
+class LogWindow:
+    """The request-log lines a service writes between ``open`` and ``close``."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.path = log_path
+        self.start = log_path.stat().st_size if log_path.exists() else 0
+
+    def lines(self) -> list[dict]:
+        with self.path.open("rb") as file:
+            file.seek(self.start)
+            raw = file.read()
+        found = []
+        for line in raw.splitlines():
+            if line.startswith(b"{"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue
+        return [entry for entry in found if "httpRequest" in entry]
+
+    def firestore_ops(self) -> int:
+        return sum(int(entry.get("firestoreOps", 0)) for entry in self.lines())
+
+    def count(self, path_prefix: str) -> int:
+        return sum(
+            1
+            for entry in self.lines()
+            if entry["httpRequest"]["requestUrl"].startswith(path_prefix)
+        )
+
+
+def worker_pids(arbiter_pid: int) -> list[int]:
+    """gunicorn's workers: the children of the process functions-framework started."""
+    out = subprocess.run(
+        ["pgrep", "-P", str(arbiter_pid)], capture_output=True, text=True, check=False
+    ).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water resident memory (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for {pid}")
+
+
+GOALS = [
+    # (section, key, goal text, check)
+    (
+        "ingest",
+        "ratio_vs_minimal",
+        ">= 0.8",
+        lambda s: s["ratio_vs_minimal"] >= 0.8 and s["p99_ms"] <= s["minimal_p99_ms"] + 15,
+    ),
+    (
+        "ingest",
+        "stored",
+        "= sent_2xx, 0 duplicates",
+        lambda s: s["stored"] == s["sent_2xx"] and s["duplicates_stored"] == 0,
+    ),
+    ("refusals", "ratio", ">= 0.7", lambda s: s["ratio"] >= 0.7),
+    (
+        "refusals",
+        "firestore_requests",
+        "<= seconds",
+        lambda s: s["firestore_requests"] <= s["seconds"],
+    ),
+    (
+        "refusals",
+        "random_ids_firestore_requests",
+        "= 0",
+        lambda s: s["random_ids_firestore_requests"] == 0,
+    ),
+    ("refusals", "oversize_rss_growth_mb", "<= 16", lambda s: s["oversize_rss_growth_mb"] <= 16),
+    (
+        "aggregate",
+        "ratio_100k_1k",
+        "<= 1.5, ops_100k <= 300",
+        lambda s: s["ratio_100k_1k"] <= 1.5 and s["ops_100k"] <= 300,
+    ),
+    (
+        "coalescing",
+        "refreshes",
+        "<= burst_s + 2, fresh <= 2 s",
+        lambda s: s["refreshes"] <= s["burst_s"] + 2 and s["fresh_after_last_event_s"] <= 2,
+    ),
+    ("cold_start", "ratio", "<= 1.3", lambda s: s["ratio"] <= 1.3),
+    ("clerk_sync", "ratio", ">= 0.8", lambda s: s["ratio"] >= 0.8),
+]
+
+
+def table(results: dict) -> str:
+    """The README's table: figure, value, goal, met or missed."""
+    rows = ["| figure | value | goal | |", "| --- | --- | --- | --- |"]
+    for section, key, goal, check in GOALS:
+        data = results.get(section)
+        if not isinstance(data, dict) or key not in data:
+            continue
+        try:
+            verdict = "met" if check(data) else "**missed**"
+        except (KeyError, TypeError):
+            verdict = "n/a"
+        rows.append(f"| `{section}.{key}` | {data[key]} | {goal} | {verdict} |")
+    for service, data in (results.get("import") or {}).items():
+        verdict = "met" if data["ratio"] <= 1.3 else "**missed**"
+        rows.append(f"| `import.{service}.ratio` | {data['ratio']} | <= 1.3 | {verdict} |")
+    m = results["machine"]
+    rows.append("")
+    rows.append(
+        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory_gb']} GiB, Python {m['python']}; "
+        f"{results['settings']['seconds']:.0f} s per phase, wrk 2 threads, "
+        f"{results['settings']['connections']} connections."
+    )
+    return "\n".join(rows)

@@ -1,0 +1,69 @@
+"""The references every figure is a ratio against: the smallest code that does each job.
+
+Served by functions-framework like the services (``--source=bench/references.py``):
+- ``minimal``: parses ``Inlet-Signature``, checks the HMAC for one fixed secret, and commits one
+  atomic batch creating the idempotency document and the event document. Nothing else.
+- ``bare``: reads one header and answers 401 with a JSON error.
+
+They stay minimal on purpose: tuning a reference to flatter a ratio would defeat the point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+
+from flask import Request
+
+SECRET = os.environ.get("BENCH_SECRET", "").encode()
+SOURCE = "src_bench_minimal"
+_client = None
+
+
+def _db():
+    global _client
+    if _client is None:
+        from google.cloud import firestore
+
+        _client = firestore.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"])
+    return _client
+
+
+def _refuse(code: str):
+    return {"error": {"code": code, "message": code.replace("_", " ")}}, 401
+
+
+def minimal(request: Request):
+    fields = dict(
+        part.split("=", 1)
+        for part in request.headers.get("Inlet-Signature", "").split(",")
+        if "=" in part
+    )
+    body = request.get_data()
+    message = fields.get("t", "").encode() + b"." + body
+    expected = hmac.new(SECRET, message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, fields.get("v1", "")):
+        return _refuse("invalid_signature")
+    key = request.headers.get("Idempotency-Key", "")
+    db = _db()
+    source = db.collection("sources").document(SOURCE)
+    event_id = "evt_" + secrets.token_hex(12)
+    batch = db.batch()
+    batch.create(
+        source.collection("idempotency").document(hashlib.sha256(key.encode()).hexdigest()),
+        {"eventId": event_id},
+    )
+    batch.create(
+        source.collection("events").document(event_id),
+        {"receivedAt": dt.datetime.now(dt.UTC), "idempotencyKey": key, "body": body},
+    )
+    batch.commit()
+    return {"id": event_id, "duplicate": False}, 202
+
+
+def bare(request: Request):
+    request.headers.get("Inlet-Signature")
+    return _refuse("invalid_signature")

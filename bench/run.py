@@ -1,0 +1,97 @@
+"""`make bench`: every figure of the benchmark page, each against its reference in the same run.
+
+Starts its own local stack (emulators and services on free loopback ports), measures section by
+section, writes ``bench/results/<date>-<machine>.json`` and prints the table the README quotes.
+Bounded: each load phase runs for ``--seconds`` (default 10), and the whole run stays well under
+ten minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import measure, scenarios
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = {"import": "imports"}
+SECTIONS = ("ingest", "refusals", "aggregate", "coalescing", "import", "cold_start", "clerk_sync")
+
+
+def machine() -> dict[str, object]:
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(pages / 2**30),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ("functions-framework", "google-cloud-firestore", "flask", "gunicorn", "svix")
+    found = {name: version(name) for name in names}
+    found["wrk"] = (
+        subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        .stdout.split("\n")[0]
+        .strip()
+    )
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load phase")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--machine", default=platform.node() or "machine", help="results name")
+    args = parser.parse_args()
+    wanted = args.only or SECTIONS
+    state = Path(tempfile.mkdtemp(prefix="inlet-bench-"))
+    stack = scenarios.bench_stack(state)
+    results: dict[str, object] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "settings": {"seconds": args.seconds, "connections": args.connections, "threads": 2},
+    }
+    started = time.monotonic()
+    try:
+        stack.start()
+        bench = scenarios.Bench(stack, state, args.seconds, args.connections)
+        for section in SECTIONS:
+            if section in wanted:
+                print(f"-- {section}", file=sys.stderr, flush=True)
+                results[section] = getattr(bench, METHODS.get(section, section))()
+    finally:
+        stack.stop()
+    results["total_s"] = round(time.monotonic() - started, 1)
+    RESULTS.mkdir(exist_ok=True)
+    name = f"{dt.date.today().isoformat()}-{args.machine}.json"
+    (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
+    print(measure.table(results))
+    print(f"\nwritten: bench/results/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,507 @@
+"""The measurements, one method per section of the results file (BENCH.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from bench import load, measure
+from devstack.processes import ROOT, Process, free_port, spawn
+from devstack.stack import PROJECT, LocalStack, Ports
+
+BODY = json.dumps({"type": "order.paid", "amount": 42.5, "currency": "EUR"}).encode()
+OVERSIZE = 300 * 1024  # over ingest's 256 KiB cap
+HUGE = 30 * 2**20  # what Cloud Run lets through to the container
+SOURCE_ID_ALPHABET = "0123456789abcdef"
+# What functions-framework imports before any handler runs: the floor of every entry import.
+UNAVOIDABLE = ("functions_framework", "flask")
+
+
+def bench_stack(state: Path) -> LocalStack:
+    return LocalStack(
+        ports=Ports.free(),
+        state_dir=state,
+        refresh_url=f"http://127.0.0.1:{free_port()}/tasks/refresh",
+        tasks_max_retries=3,
+        retry_ports=True,
+    )
+
+
+def inlet_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "Inlet-Signature": f"t={timestamp},v1={mac}"}
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 1)
+
+
+class Bench:
+    def __init__(self, stack: LocalStack, state: Path, seconds: float, connections: int) -> None:
+        self.stack = stack
+        self.state = state
+        self.seconds = seconds
+        self.connections = connections
+        self.ingest_url = stack.url("ingest")
+        self.auth = {"Authorization": f"Bearer {stack.issuer.session_token('user_bench')}"}
+        os.environ["FIRESTORE_EMULATOR_HOST"] = stack.firestore_host
+        os.environ["GOOGLE_CLOUD_PROJECT"] = PROJECT
+        from google.cloud import firestore
+
+        self.db = firestore.Client(project=PROJECT)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def source(self, label: str) -> tuple[str, str]:
+        for _ in range(5):  # the emulator's first answers can be slow: 503 says retry
+            answer = requests.post(
+                f"{self.ingest_url}/v1/sources",
+                json={"label": label, "retention": 100_000},
+                headers=self.auth,
+                timeout=30,
+            )
+            if answer.status_code != 503:
+                break
+            time.sleep(1)
+        answer.raise_for_status()
+        created = answer.json()
+        return created["id"], created["secret"]
+
+    def reference(self, target: str, env: dict[str, str] | None = None) -> tuple[str, Process]:
+        """Serve one of bench/references.py's functions like the services are served."""
+        port = free_port()
+        process = spawn(
+            f"reference-{target}",
+            [
+                str(Path(sys.executable).parent / "functions-framework"),
+                "--source=bench/references.py",
+                f"--target={target}",
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ],
+            {**os.environ, **self.stack.service_env(), **(env or {}), "PYTHONPATH": str(ROOT)},
+            self.state / "logs",
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(url, timeout=1)
+                return url, process
+            except requests.RequestException:
+                time.sleep(0.1)
+        process.stop()
+        raise RuntimeError(f"reference {target} did not start")
+
+    def wrk(self, url: str, script: str, seconds: float | None = None) -> load.Result:
+        return load.run(url, script, seconds or self.seconds, self.connections)
+
+    def log(self, service: str) -> measure.LogWindow:
+        return measure.LogWindow(self.stack.processes[service].log_path)
+
+    def threads(self, work, seconds: float) -> int:
+        """Run ``work()`` in a loop on ``connections`` threads; the number of calls completed."""
+        done = [0] * self.connections
+        stop = time.monotonic() + seconds
+
+        def loop(slot: int) -> None:
+            while time.monotonic() < stop:
+                work(slot)
+                done[slot] += 1
+
+        pool = [threading.Thread(target=loop, args=(i,)) for i in range(self.connections)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        return sum(done)
+
+    # -- sections ----------------------------------------------------------------------------
+
+    def ingest(self) -> dict[str, object]:
+        source_id, secret = self.source("bench")
+        warm_id, warm_secret = self.source("warm-up")
+        minimal_url, minimal = self.reference("minimal", {"BENCH_SECRET": secret})
+        try:
+            run = secrets.token_hex(4)
+            ours_path = f"/webhooks/inbound/{source_id}"
+            self.wrk(
+                self.ingest_url,
+                load.fresh_keys(
+                    f"/webhooks/inbound/{warm_id}",
+                    inlet_headers(warm_secret, BODY),
+                    BODY,
+                    "w" + run,
+                ),
+                3,
+            )
+            self.wrk(
+                minimal_url, load.fresh_keys("/", inlet_headers(secret, BODY), BODY, "w" + run), 3
+            )
+            reference = self.wrk(
+                minimal_url, load.fresh_keys("/", inlet_headers(secret, BODY), BODY, "m" + run)
+            )
+            ours = self.wrk(
+                self.ingest_url,
+                load.fresh_keys(ours_path, inlet_headers(secret, BODY), BODY, "i" + run),
+            )
+        finally:
+            minimal.stop()
+        direct = self.direct_commits()
+        unanswered = self.stored_keys(source_id)
+        exact = self.exactly_once(source_id, secret)
+        return {
+            "events_per_s": round(ours.per_s, 1),
+            "p50_ms": ours.p50_ms,
+            "p99_ms": ours.p99_ms,
+            "minimal_per_s": round(reference.per_s, 1),
+            "minimal_p99_ms": reference.p99_ms,
+            "direct_per_s": round(direct, 1),
+            "ratio_vs_minimal": round(ours.per_s / reference.per_s, 3),
+            "non_2xx": ours.non2xx,
+            "socket_errors": ours.socket_errors,
+            # wrk stops mid-flight: events it sent but never read the answer of are stored
+            "wrk_stored_minus_2xx": len(unanswered) - ours.ok,
+            **exact,
+        }
+
+    def stored_keys(self, source_id: str) -> list[str]:
+        events = self.db.collection("sources").document(source_id).collection("events")
+        return [snap.get("idempotencyKey") for snap in events.select(["idempotencyKey"]).stream()]
+
+    def exactly_once(self, source_id: str, secret: str, events: int = 2000) -> dict[str, int]:
+        """Every request answered: 2,000 events on ``connections`` threads, every tenth one a
+        repeat of an earlier key. ``sent_2xx`` counts the 202s (stored now); repeats answer 200
+        and must store nothing, so Firestore must hold exactly ``sent_2xx`` events."""
+        path = f"{self.ingest_url}/webhooks/inbound/{source_id}"
+        before = len(self.stored_keys(source_id))
+        sent_2xx, repeats = 0, 0
+        keys: set[str] = set()
+        lock = threading.Lock()
+        todo = iter(range(events))
+
+        def send(slot: int) -> None:
+            nonlocal sent_2xx, repeats
+            with requests.Session() as session:
+                for i in todo:
+                    key = f"exact-{i - 1 if i % 10 == 9 else i}"
+                    headers = {**inlet_headers(secret, BODY), "Idempotency-Key": key}
+                    answer = session.post(path, data=BODY, headers=headers, timeout=30)
+                    with lock:
+                        if answer.status_code == 202:  # stored now
+                            sent_2xx += 1
+                            keys.add(key)
+                        elif answer.status_code == 200:  # a repeat: stored earlier
+                            repeats += 1
+
+        pool = [threading.Thread(target=send, args=(i,)) for i in range(self.connections)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        stored = self.stored_keys(source_id)
+        exact = [key for key in stored if key.startswith("exact-")]
+        return {
+            "sent_2xx": sent_2xx,
+            "answered_duplicate": repeats,
+            "keys_answered_202": len(keys),
+            "stored": len(exact),
+            "duplicates_stored": len(exact) - len(set(exact)),
+            "stored_before": before,
+        }
+
+    def direct_commits(self) -> float:
+        """The minimal handler's batch from a Python client, no HTTP."""
+        source = self.db.collection("sources").document("src_bench_direct")
+
+        def commit(slot: int) -> None:
+            event_id = "evt_" + secrets.token_hex(12)
+            key = secrets.token_hex(16)
+            batch = self.db.batch()
+            batch.create(source.collection("idempotency").document(key), {"eventId": event_id})
+            batch.create(
+                source.collection("events").document(event_id),
+                {"receivedAt": dt.datetime.now(dt.UTC), "idempotencyKey": key, "body": BODY},
+            )
+            batch.commit()
+
+        started = time.monotonic()
+        count = self.threads(commit, self.seconds)
+        return count / (time.monotonic() - started)
+
+    def refusals(self) -> dict[str, object]:
+        source_id, _ = self.source("refusals")
+        path = f"/webhooks/inbound/{source_id}"
+        bad = {
+            **inlet_headers("whsec_" + "A" * 43, BODY),
+            "Idempotency-Key": "bench-refusal",
+        }
+        bare_url, bare = self.reference("bare")
+        try:
+            self.wrk(bare_url, load.fixed("POST", "/", bad, BODY), 3)
+            self.wrk(self.ingest_url, load.fixed("POST", path, bad, BODY), 3)
+            reference = self.wrk(bare_url, load.fixed("POST", "/", bad, BODY))
+            reference_oversize = self.wrk(bare_url, load.oversize("/", bad, OVERSIZE))
+        finally:
+            bare.stop()
+        window = self.log("ingest")
+        bad_signature = self.wrk(self.ingest_url, load.fixed("POST", path, bad, BODY))
+        bad_ops = window.firestore_ops()
+        oversize = self.wrk(self.ingest_url, load.oversize(path, bad, OVERSIZE))
+        window = self.log("ingest")
+        random_ids = self.wrk(
+            self.ingest_url,
+            load.random_paths("/webhooks/inbound/src_", SOURCE_ID_ALPHABET, 20, bad, BODY),
+        )
+        random_ops = window.firestore_ops()
+        return {
+            "bad_signature_per_s": round(bad_signature.per_s, 1),
+            "oversize_per_s": round(oversize.per_s, 1),
+            "bare_per_s": round(reference.per_s, 1),
+            "bare_oversize_per_s": round(reference_oversize.per_s, 1),
+            # each refusal against the bare endpoint receiving the same request
+            "ratio": round(
+                min(
+                    bad_signature.per_s / reference.per_s,
+                    oversize.per_s / reference_oversize.per_s,
+                ),
+                3,
+            ),
+            "seconds": round(bad_signature.seconds, 1),
+            "firestore_requests": bad_ops,
+            "random_ids_requests": random_ids.requests,
+            "random_ids_firestore_requests": random_ops,
+            "oversize_rss_growth_mb": self.oversize_memory(path),
+        }
+
+    def oversize_memory(self, path: str, count: int = 20) -> float:
+        """Peak RSS growth of the ingest worker while ``count`` 30 MiB bodies are refused, half
+        announced by Content-Length and half chunked."""
+        workers = measure.worker_pids(self.stack.processes["ingest"].popen.pid)
+        before = max(measure.peak_rss_mb(pid) for pid in workers)
+        port = int(self.ingest_url.rsplit(":", 1)[1])
+        for i in range(count):
+            send_huge(port, path, chunked=bool(i % 2))
+        after = max(measure.peak_rss_mb(pid) for pid in workers)
+        return round(after - before, 1)
+
+    def aggregate(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def coalescing(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def imports(self) -> dict[str, object]:
+        """Each service's entry import against what serving any request imports anyway."""
+        found = {}
+        for service in ("clerk_sync", "ingest", "query"):
+            module = f"services.{service}.main"
+            if not (ROOT / "services" / service / "main.py").exists():
+                continue
+            entry = [self.time_import((*UNAVOIDABLE, module)) for _ in range(7)]
+            deps = [self.time_import(UNAVOIDABLE) for _ in range(7)]
+            found[service] = {
+                "entry_ms": median_ms(entry),
+                "deps_ms": median_ms(deps),
+                "ratio": round(statistics.median(entry) / statistics.median(deps), 3),
+            }
+        return found
+
+    def time_import(self, modules: tuple[str, ...]) -> float:
+        code = (
+            "import importlib, time\n"
+            "started = time.perf_counter()\n"
+            f"for name in {list(modules)!r}: importlib.import_module(name)\n"
+            "print(time.perf_counter() - started)\n"
+        )
+        env = {**os.environ, **self.stack.service_env(), "PYTHONPATH": str(ROOT)}
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+
+    def cold_start(self) -> dict[str, object]:
+        source_id, secret = self.source("cold-start")
+        path = f"/webhooks/inbound/{source_id}"
+        ours = [self.first_2xx("ingest", path, secret) for _ in range(5)]
+        reference = [self.first_2xx("minimal", "/", secret) for _ in range(5)]
+        return {
+            "ingest_first_2xx_ms": median_ms(ours),
+            "minimal_first_2xx_ms": median_ms(reference),
+            "ratio": round(statistics.median(ours) / statistics.median(reference), 3),
+            "spawns": len(ours),
+        }
+
+    def first_2xx(self, target: str, path: str, secret: str) -> float:
+        """Seconds from spawning a server to the first 2xx of a real signed event."""
+        port = free_port()
+        if target == "ingest":
+            argv = ["--source=services/ingest/main.py", "--target=ingest"]
+        else:
+            argv = ["--source=bench/references.py", f"--target={target}"]
+        env = {
+            **os.environ,
+            **self.stack.service_env(),
+            "BENCH_SECRET": secret,
+            "PYTHONPATH": str(ROOT),
+        }
+        started = time.monotonic()
+        process = spawn(
+            f"cold-{target}",
+            [
+                str(Path(sys.executable).parent / "functions-framework"),
+                *argv,
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ],
+            env,
+            self.state / "logs",
+        )
+        try:
+            with requests.Session() as session:
+                while time.monotonic() - started < 60:
+                    headers = {
+                        **inlet_headers(secret, BODY),
+                        "Idempotency-Key": secrets.token_hex(8),
+                    }
+                    try:
+                        answer = session.post(
+                            f"http://127.0.0.1:{port}{path}", data=BODY, headers=headers, timeout=10
+                        )
+                        if answer.ok:
+                            return time.monotonic() - started
+                    except requests.ConnectionError:
+                        time.sleep(0.005)
+            raise RuntimeError(f"{target} never answered 2xx")
+        finally:
+            process.stop()
+
+    def clerk_sync(self) -> dict[str, object]:
+        from svix.webhooks import Webhook
+
+        signer = Webhook(self.stack.webhook_secret)
+        url = self.stack.url("clerk-sync")
+        count = int(self.seconds * 1500) + 500
+
+        def deliveries(run: str, n: int) -> list[tuple[dict[str, str], bytes]]:
+            now = dt.datetime.now(dt.UTC)
+            made = []
+            for i in range(n):
+                user_id = f"user_{run}{i}"
+                body = json.dumps(clerk_user_event(user_id), separators=(",", ":"))
+                svix_id = f"msg_{run}{i}"
+                made.append(
+                    (
+                        {
+                            "svix-id": svix_id,
+                            "svix-timestamp": str(int(now.timestamp())),
+                            "svix-signature": signer.sign(svix_id, now, body),
+                        },
+                        body.encode(),
+                    )
+                )
+            return made
+
+        warm = self.state / "clerk-warm.txt"
+        data = self.state / "clerk.txt"
+        run = secrets.token_hex(3)
+        self.wrk(url, load.presigned("/webhooks/clerk", deliveries("w" + run, 1500), 2, warm), 2)
+        ours = self.wrk(url, load.presigned("/webhooks/clerk", deliveries(run, count), 2, data))
+
+        def upsert(slot: int, counter=[0]) -> None:  # noqa: B006 - a shared counter on purpose
+            from google.cloud import firestore
+
+            counter[0] += 1
+            user_ref = self.db.collection("bench_users").document(f"u{slot}_{counter[0]}")
+            delivery = self.db.collection("bench_deliveries").document(secrets.token_hex(8))
+
+            @firestore.transactional
+            def apply(transaction) -> None:
+                stored = user_ref.get(transaction=transaction)
+                version = stored.get("version") if stored.exists else None
+                if version is None or version < 2:
+                    transaction.set(user_ref, {"id": user_ref.id, "version": 2, "email": "a@b.c"})
+                transaction.set(delivery, {"status": "processed", "type": "user.updated"})
+
+            apply(self.db.transaction())
+
+        started = time.monotonic()
+        direct = self.threads(upsert, self.seconds) / (time.monotonic() - started)
+        return {
+            "deliveries_per_s": round(ours.per_s, 1),
+            "p99_ms": ours.p99_ms,
+            "non_2xx": ours.non2xx,
+            "direct_txn_per_s": round(direct, 1),
+            "ratio": round(ours.per_s / direct, 3),
+        }
+
+
+def clerk_user_event(user_id: str) -> dict:
+    """A ``user.updated`` event in Clerk's documented shape."""
+    email_id = f"idn_{user_id}"
+    return {
+        "type": "user.updated",
+        "object": "event",
+        "timestamp": int(time.time() * 1000),
+        "data": {
+            "id": user_id,
+            "object": "user",
+            "username": "ada",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "image_url": "https://img.clerk.com/ada.png",
+            "primary_email_address_id": email_id,
+            "email_addresses": [
+                {"id": email_id, "object": "email_address", "email_address": "ada@example.com"}
+            ],
+            "public_metadata": {"plan": "pro"},
+            "private_metadata": {},
+            "unsafe_metadata": {},
+            "created_at": 1_690_000_000_000,
+            "updated_at": 1_700_000_000_000,
+        },
+    }
+
+
+def send_huge(port: int, path: str, chunked: bool, size: int = HUGE) -> int:
+    """Send a ``size``-byte body as fast as the server takes it; the status, or 0 when the
+    server closed the connection before answering."""
+    head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}")
+    piece = b"a" * 65536
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            sent = 0
+            while sent < size:
+                sock.sendall(b"10000\r\n" + piece + b"\r\n" if chunked else piece)
+                sent += len(piece)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass
+        try:
+            status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+            return int(status_line.split()[1]) if status_line else 0
+        except (OSError, IndexError, ValueError):
+            return 0
