@@ -151,3 +151,12 @@ def test_sweep_answers_conform(clean, ingest_url, authorized):
     )
     conforms(answer, "POST", "/tasks/sweep")
     assert answer.status_code == (200 if authorized else 401)
+
+
+@pytest.mark.parametrize("service", ["clerk-sync", "ingest"])
+def test_a_path_the_framework_cannot_route_is_a_json_404(stack, service):
+    # functions-framework's `<path:path>` rule does not match a newline: its own 404 answers.
+    answer = requests.get(f"{stack.url(service)}/v1/sources/x%0Ay", timeout=10)
+    assert answer.status_code == 404
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json()["error"]["code"] == "not_found"
