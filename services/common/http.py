@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Request, Response
-from werkzeug.exceptions import ClientDisconnected
+from flask import Request, Response, current_app, has_app_context
+from flask import request as current_request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from services.common import context, logs, store, strict_json
 from services.common.errors import (
@@ -110,6 +111,11 @@ class App:
         self.project = project
         self.routes = [route("GET", "/health", self._health), *routes]
         self.cors_origins = frozenset(cors_origins)
+        if has_app_context():
+            # Imported by functions-framework, inside its Flask app: the answers its own routing
+            # gives (a path its `<path:path>` rule cannot match, such as one holding a newline;
+            # /robots.txt) are JSON errors like ours, and read no body either.
+            current_app.register_error_handler(HTTPException, self._framework_error)
 
     def __call__(self, request: Request) -> Response:
         ctx = context.RequestContext(
@@ -156,7 +162,7 @@ class App:
 
     def _match(self, request: Request) -> tuple[Route, dict[str, str]]:
         path = request.path.rstrip("/") or "/"
-        allowed = False
+        allowed: set[str] = set()
         for candidate in self.routes:
             found = candidate.pattern.match(path)
             if not found:
@@ -165,9 +171,13 @@ class App:
                 request.method == "OPTIONS" and candidate.browser
             ):
                 return candidate, found.groupdict()
-            allowed = True
+            allowed |= {candidate.method, "OPTIONS"} if candidate.browser else {candidate.method}
         if allowed:
-            raise MethodNotAllowed(f"{request.method} is not allowed on {path}")
+            # RFC 9110 section 15.5.6: a 405 lists the methods the resource supports.
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed on {path}",
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
         raise NotFound(f"no route for {path}")
 
     def _cors(self, request: Request, response: Response) -> None:
@@ -180,6 +190,13 @@ class App:
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
             response.headers["Access-Control-Max-Age"] = "600"
+
+    def _framework_error(self, err: HTTPException) -> Response:
+        status = err.code or 500
+        code = {404: NotFound.code, 405: MethodNotAllowed.code}.get(status, BadRequest.code)
+        response = json_response(status, {"error": {"code": code, "message": err.name}})
+        _end_body(current_request)
+        return response
 
     def _health(self, request: Request) -> Response:
         return json_response(200, {"status": "ok", "service": self.service})

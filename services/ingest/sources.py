@@ -46,10 +46,18 @@ def _label(body: dict[str, Any]) -> str:
 
 
 def _retention(body: dict[str, Any]) -> int:
-    value = body.get("retention", DEFAULT_RETENTION)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETENTION:
+    value = json_integer(body.get("retention", DEFAULT_RETENTION))
+    if value is None or not 1 <= value <= MAX_RETENTION:
         raise BadRequest(f"retention must be an integer from 1 to {MAX_RETENTION}")
     return value
+
+
+def json_integer(value: Any) -> int | None:
+    """An integer as JSON Schema reads one (``8572.0`` is 8572, as openapi.yaml promises); not
+    a bool, a fraction or anything else."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _require_admin(principal: Principal) -> None:
@@ -100,7 +108,7 @@ def list_owned(principal: Principal, cursor: str | None, limit: int = PAGE_SIZE)
         .order_by("__name__")
         .limit(limit + 1)
     )
-    if cursor:
+    if cursor is not None:  # present but empty is no cursor this API returned either
         if not source_store.is_source_id(cursor):
             raise BadRequest("cursor is not one this API returned")
         query = query.start_after({"__name__": source_store.source_ref(cursor)})
@@ -123,8 +131,8 @@ def rotate(
         principal, source_id
     )  # someone else's source is a 404 before anything else
     _require_admin(principal)
-    grace = body.get("graceSeconds", 0)
-    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE_S:
+    grace = json_integer(body.get("graceSeconds", 0))
+    if grace is None or not 0 <= grace <= MAX_GRACE_S:
         raise BadRequest(f"graceSeconds must be an integer from 0 to {MAX_GRACE_S}")
     db = store.client()
     read = [snap]

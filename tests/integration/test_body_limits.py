@@ -34,7 +34,10 @@ def operations() -> list[tuple[str, str, str]]:
                 for service in item[method].get("tags", []):
                     found.append((service, method.upper(), path))
     services = sorted({service for service, _, _ in found})
-    return found + [(service, "POST", "/no/such/route") for service in services]
+    unknown = [(service, "POST", "/no/such/route") for service in services]
+    # A path functions-framework's own routing cannot match (it holds a newline).
+    unroutable = [(service, "POST", "/v1/%0A") for service in services]
+    return found + unknown + unroutable
 
 
 def offer_body(base_url: str, method: str, path: str) -> tuple[int, bytes]:

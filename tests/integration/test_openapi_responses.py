@@ -201,3 +201,12 @@ def test_refresh_answers_conform(clean, source):
     session = {"Authorization": f"Bearer {clean.issuer.session_token('user_x')}"}
     answer = requests.post(url, json={"sourceId": source["id"]}, headers=session, timeout=30)
     assert conforms(answer, "POST", "/tasks/refresh").status_code == 401
+
+
+@pytest.mark.parametrize("service", ["clerk-sync", "ingest", "query"])
+def test_a_path_the_framework_cannot_route_is_a_json_404(stack, service):
+    # functions-framework's `<path:path>` rule does not match a newline: its own 404 answers.
+    answer = requests.get(f"{stack.url(service)}/v1/sources/x%0Ay", timeout=10)
+    assert answer.status_code == 404
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json()["error"]["code"] == "not_found"

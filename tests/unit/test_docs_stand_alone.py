@@ -43,7 +43,11 @@ def test_a_document_names_nothing_outside_the_repository(path):
     assert not found, f"{path.name} refers outside the repository: {found}"
 
 
-@pytest.mark.parametrize("path", documents(), ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize(
+    "path",
+    [p for p in documents() if p.suffix == ".md"],  # YAML patterns look like links
+    ids=lambda p: p.relative_to(ROOT).as_posix(),
+)
 def test_every_relative_link_is_a_file_in_the_repository(path):
     for match in LINK.finditer(path.read_text()):
         target = match.group(1) or match.group(2)

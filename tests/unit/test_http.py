@@ -505,3 +505,20 @@ def test_the_log_never_holds_the_body_the_token_or_the_query_string(capsys, path
     assert BEARER_MARKER not in out
     assert "qs-marker-55" not in out
     assert all(json.loads(line) for line in out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "allow"),
+    [
+        ("/health", "POST", "GET"),
+        ("/v1/things", "DELETE", "GET, OPTIONS, POST"),
+        ("/v1/things/thing_1", "TRACE", "GET, OPTIONS"),
+        ("/size", "GET", "POST"),
+    ],
+)
+def test_a_405_lists_the_methods_the_path_supports(path, method, allow):
+    response = call(path, method=method)
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allow  # RFC 9110 section 15.5.6
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
