@@ -63,7 +63,8 @@ class SourceIds:
     def __init__(self, check_keys: tuple[bytes, ...], legacy: frozenset[str] = frozenset()):
         if not check_keys:
             raise ValueError("at least one check key is required")
-        self._keys = check_keys
+        # Keyed once: each check copies a keyed state instead of setting up HMAC again.
+        self._macs = tuple(hmac.new(key, digestmod=hashlib.sha256) for key in check_keys)
         self._legacy = legacy
 
     @classmethod
@@ -76,7 +77,7 @@ class SourceIds:
 
     def new(self) -> str:
         random_part = secrets.token_hex(_RANDOM_HEX // 2)
-        return f"src_{random_part}{self._check(self._keys[0], random_part)}"
+        return f"src_{random_part}{self._check(self._macs[0], random_part)}"
 
     def recognised(self, value: str) -> bool:
         """Minted here (its check verifies) or a listed legacy id. Constant-time per key."""
@@ -84,13 +85,15 @@ class SourceIds:
             return value in self._legacy
         random_part, check = value[4 : 4 + _RANDOM_HEX], value[4 + _RANDOM_HEX :]
         found = False
-        for key in self._keys:
-            found |= hmac.compare_digest(self._check(key, random_part), check)
+        for mac in self._macs:
+            found |= hmac.compare_digest(self._check(mac, random_part), check)
         return found
 
     @staticmethod
-    def _check(key: bytes, random_part: str) -> str:
-        return hmac.new(key, random_part.encode(), hashlib.sha256).hexdigest()[:_CHECK_HEX]
+    def _check(keyed: hmac.HMAC, random_part: str) -> str:
+        mac = keyed.copy()
+        mac.update(random_part.encode())
+        return mac.hexdigest()[:_CHECK_HEX]
 
 
 def now() -> dt.datetime:

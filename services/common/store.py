@@ -90,6 +90,13 @@ def _client_class():
             return continuation(self._details(client_call_details), request)
 
     interceptor = BoundedCounting()
+    # google-cloud-firestore has no public hook for a channel interceptor, so the subclasses
+    # below override two private methods. Refuse to start if an upgrade removed them, rather
+    # than run without deadlines or counters; tests/integration/test_store_interceptor.py
+    # checks on real calls that the interceptor is on the channel.
+    for hook in ("_emulator_channel", "_firestore_api_helper"):
+        if not callable(getattr(firestore.Client, hook, None)):
+            raise RuntimeError(f"google-cloud-firestore no longer has Client.{hook}")
 
     class Transport(FirestoreGrpcTransport):
         @classmethod

@@ -299,3 +299,41 @@ def test_a_deleted_owner_with_a_valid_token_cannot_create_a_source(clean, ingest
     assert refused.json()["error"]["code"] == "owner_deleted"
     labels = [d.get("label") for d in db.collection("sources").stream()]
     assert labels == ["before"]
+
+
+def test_a_source_created_before_ids_carried_a_check_works_when_listed(clean, db):
+    """Ids minted before the keyed check (src_ + 20 hex) keep working if LEGACY_SOURCE_IDS
+    lists them; every other id of that shape is refused without a lookup."""
+    from services.common.crypto import Keyring
+    from services.ingest.sources import new_secret
+
+    legacy_id = "src_" + "0a1b2c3d4e" * 2
+    secret = new_secret()
+    sealed = Keyring.parse(clean.source_kek).seal(secret.encode(), legacy_id.encode())
+    now = dt.datetime.now(dt.UTC)
+    key = {"id": "key_legacy", "sealed": sealed.to_record(), "createdAt": now, "expiresAt": None}
+    db.collection("sources").document(legacy_id).set(
+        {
+            "id": legacy_id,
+            "owner": "user:user_alice",
+            "label": "Old",
+            "retention": 1000,
+            "createdAt": now,
+            "createdBy": "user_alice",
+            "deleted": False,
+            "deletedAt": None,
+            "purgedAt": None,
+            "keys": [key],
+        }
+    )
+    unlisted = clean.url("ingest") + f"/webhooks/inbound/{legacy_id}"
+    assert partner.send(unlisted, secret).status_code == 404  # this instance does not list it
+    port = free_port()
+    env = {**clean.service_env(), "LEGACY_SOURCE_IDS": legacy_id}
+    listing = start_service("ingest", port, env, clean.state_dir / "logs")
+    try:
+        base = f"http://127.0.0.1:{port}/webhooks/inbound"
+        assert partner.send(f"{base}/{legacy_id}", secret).status_code == 202
+        assert partner.send(f"{base}/src_{'f' * 20}", secret).status_code == 404
+    finally:
+        listing.stop()
