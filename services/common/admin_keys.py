@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from services.common import logs, store
 from services.common.errors import NotFound, Unauthorized
@@ -133,7 +133,7 @@ class AdminPrincipal:
 
     key_id: str
     name: str
-    kind = "admin_key"
+    kind: ClassVar[str] = "admin_key"  # Principal.kind is "clerk_session"
 
 
 @dataclass

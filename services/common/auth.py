@@ -1,7 +1,10 @@
-"""Who is calling: Clerk session tokens for the APIs, OIDC tokens for task endpoints (SPEC 4).
+"""Who is calling: Clerk session tokens or admin API keys for the APIs, OIDC tokens for task
+endpoints (SPEC 4).
 
-Both are RS256 JWTs checked against a JWKS that is fetched lazily, kept at most four minutes, and
-fetched again at once when a token names an unknown ``kid`` (key rotation).
+Session and task tokens are RS256 JWTs checked against a JWKS that is fetched lazily, kept at
+most four minutes, and fetched again at once when a token names an unknown ``kid`` (key
+rotation). Admin API keys (``inlet_ak_…``) are checked by ``admin_keys``; ``authenticate``
+tells the two kinds apart.
 """
 
 from __future__ import annotations

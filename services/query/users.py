@@ -64,6 +64,8 @@ def me(principal: Principal, settings: UsersSettings) -> dict[str, Any]:
     the fallback is off; UpstreamUnavailable (503, Retry-After) when Clerk fails or throttles.
     """
     user_id = principal.user_id
+    if not store.is_document_id(user_id):
+        raise NotFound("no such user")  # a signed `sub` Clerk could not have issued
     record = _read_user(user_id)
     if record is None and settings.clerk is not None:
         record = _flights.run(user_id, lambda: _fetch_and_store(user_id, settings.clerk))

@@ -150,6 +150,13 @@ def test_without_a_secret_key_the_fallback_is_off(clean, clerk_api):
     assert clerk_api.seen() == []
 
 
+@pytest.mark.parametrize("sub", ["a/b", "__name__", "..", "", "x" * 1501])
+def test_a_subject_that_cannot_be_a_document_id_is_404_not_500(clean, settings, clerk_api, sub):
+    with pytest.raises(NotFound):
+        users.me(Principal(sub), settings)
+    assert clerk_api.seen() == []
+
+
 def test_a_tombstoned_user_is_404_and_clerk_is_not_asked(clean, db, settings, clerk_api):
     deliver(clean, "user.deleted", clerk.deleted("user", ADA))
 
