@@ -23,6 +23,7 @@ from services.common.errors import BadRequest, NotFound
 from services.query import catalog, projection, queries, rollup_store, schemas
 
 BLOCKS = "blocks"
+_CURSOR = re.compile(r"[0-9a-f]{40}")  # a block document's id (doc_ref)
 PAGE_SIZE = 100
 MAX_DATA_BYTES = 512 * 1024  # a Firestore document holds at most 1 MiB
 _BLOCK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -179,8 +180,10 @@ def list_owned(
     if source_id is not None:
         query = query.where(filter=FieldFilter("dataSourceId", "==", source_id))
     query = query.order_by("__name__").limit(limit + 1)
+    if source_id is not None and not source_store.is_source_id(source_id):
+        raise BadRequest("dataSourceId must be a source id")
     if cursor is not None:
-        if not store.is_document_id(cursor):
+        if not _CURSOR.fullmatch(cursor):
             raise BadRequest("cursor is not one this API returned")
         query = query.start_after({"__name__": store.client().collection(BLOCKS).document(cursor)})
     snaps = list(query.stream(retry=store.retry()))

@@ -93,6 +93,8 @@ def parse(config: Any) -> Query:
         return Aggregate(window=window, op=op, field=field)
     _only(params, ("limit", "sortBy", "order"), type_)
     limit = params.get("limit", DEFAULT_LIST)
+    if isinstance(limit, float) and limit.is_integer():
+        limit = int(limit)  # 5.0 is the integer 5 to JSON Schema, and so to this API
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIST}", code="bad_query")
     order = _one_of("order", params.get("order", "desc"), ORDERS)

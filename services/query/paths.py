@@ -25,9 +25,10 @@ ALLOWED = (
 )
 
 Path = tuple[str, ...]
-_NAME = re.compile(r"[^.\[\]*?@()'\"\s$,:]+")
+# Explicit classes, no \s or ".", so openapi.yaml's pattern means the same in every dialect.
+_NAME = re.compile(r"[^.\[\]*?@()'\"$,:\x00-\x20\x7f]+")
 _INDEX = re.compile(r"\[(0|[1-9][0-9]{0,8})\]")
-_QUOTED = re.compile(r"""\[(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\]""")
+_QUOTED = re.compile(r"""\[(?:'((?:[^'\\]|\\['\\])*)'|"((?:[^"\\]|\\["\\])*)")\]""")
 _DIGITS = re.compile(r"0|[1-9][0-9]{0,8}")
 
 

@@ -6,28 +6,77 @@ from __future__ import annotations
 
 from typing import Any
 
-PATH = {"type": "string", "minLength": 1, "maxLength": 512}
+# The path language of ``paths.parse``, exactly: a dotted path of at most 32 names, or ``$``
+# followed by at most 32 ``.name``, ``[index]`` or quoted ``['key']`` selectors.
+_NAME = r"""[^.\[\]*?@()'"$,:\x00-\x20\x7f]+"""
+_INDEX = r"\[(?:0|[1-9][0-9]{0,8})\]"
+_QUOTED = r"""\['(?:[^'\\]|\\['\\])*'\]|\["(?:[^"\\]|\\["\\])*"\]"""
+_SELECTOR = rf"(?:\.{_NAME}|{_INDEX}|{_QUOTED})"
+PATH = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 512,
+    "pattern": rf"^(?:{_NAME}(?:\.{_NAME}){{0,31}}|\${_SELECTOR}{{0,32}})$",
+}
+OPTIONAL_PATH = {"oneOf": [PATH, {"type": "null"}]}
 JSON_VALUE: dict[str, Any] = {}  # any JSON value
+WINDOW = {"enum": ["15m", "1h", "24h", "7d"]}
 
+
+def _query(type_: str, params: dict[str, Any], *, params_required: bool = False):
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type", "params"] if params_required else ["type"],
+        "properties": {"type": {"const": type_}, "params": params},
+    }
+
+
+# One shape per query type, as ``catalog.parse`` reads them: ``count`` alone needs no field.
 QUERY_CONFIG = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["type"],
-    "properties": {
-        "type": {"enum": ["webhook.latest", "webhook.aggregate", "webhook.list"]},
-        "params": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "window": {"enum": ["15m", "1h", "24h", "7d"]},
-                "field": PATH,
-                "op": {"enum": ["sum", "count", "avg"]},
-                "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-                "sortBy": PATH,
-                "order": {"enum": ["asc", "desc"]},
+    "oneOf": [
+        _query("webhook.latest", {"type": ["object", "null"], "maxProperties": 0}),
+        _query(
+            "webhook.aggregate",
+            {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["window", "op"],
+                        "properties": {
+                            "window": WINDOW,
+                            "op": {"const": "count"},
+                            "field": OPTIONAL_PATH,
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["window", "op", "field"],
+                        "properties": {
+                            "window": WINDOW,
+                            "op": {"enum": ["sum", "avg"]},
+                            "field": PATH,
+                        },
+                    },
+                ]
             },
-        },
-    },
+            params_required=True,
+        ),
+        _query(
+            "webhook.list",
+            {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "sortBy": OPTIONAL_PATH,
+                    "order": {"enum": ["asc", "desc"]},
+                },
+            },
+        ),
+    ]
 }
 
 PROJECTION_FIELD = {

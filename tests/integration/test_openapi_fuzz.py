@@ -23,7 +23,7 @@ TENANT = "user_schemathesis"
 RETRIES_OF_503 = 3
 
 
-def authenticate(stack, case) -> None:
+def authenticate(stack, case, admin_key: str) -> None:
     """Give a generated bearer header a valid token for the operation's security scheme, as a
     real caller would send. A case generated without one (testing that auth is enforced) or
     with another scheme keeps what it has."""
@@ -37,6 +37,17 @@ def authenticate(stack, case) -> None:
         case.headers["Authorization"] = f"Bearer {stack.issuer.task_token()}"
     elif "clerkSession" in schemes:
         case.headers["Authorization"] = f"Bearer {stack.issuer.session_token(TENANT)}"
+    elif "adminKey" in schemes:
+        case.headers["Authorization"] = f"Bearer {admin_key}"
+
+
+@pytest.fixture(scope="module")
+def admin_key(warm_stack) -> str:
+    """A real admin API key, for the operations only admin keys may call."""
+    from services.common import admin_keys
+
+    _, token = admin_keys.create("schemathesis")
+    return token
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +72,14 @@ def warm_stack(stack):
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_every_operation_agrees_with_its_description(case, warm_stack):
+def test_every_operation_agrees_with_its_description(case, warm_stack, admin_key):
     stack = warm_stack
     services = [tag for tag in case.operation.definition.raw.get("tags", []) if tag]
     running = [service for service in services if service in stack.processes]
     if not running:
         pytest.skip(f"no running service serves {case.operation.label}")
     for service in running:
-        authenticate(stack, case)
+        authenticate(stack, case, admin_key)
         response = case.call(base_url=stack.url(service), timeout=30)
         for _ in range(RETRIES_OF_503):
             if response.status_code != 503 or "Retry-After" not in response.headers:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.common.errors import BadRequest
-from services.query import paths
+from services.query import paths, schemas
 
 
 @pytest.mark.parametrize(
@@ -77,3 +81,19 @@ def test_digit_segments_index_arrays_and_key_objects():
     assert paths.is_missing(paths.resolve({"a": [5]}, ("a", "x")))
     assert paths.resolve({"a": None}, ("a",)) is None
     assert paths.resolve(4, ()) == 4
+
+
+path_like = st.text(alphabet=st.sampled_from(list("ab0$.[]'\"*\\ ?@:,9")), max_size=24)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(raw=st.one_of(path_like, st.text(max_size=24)))
+def test_the_documented_path_pattern_is_exactly_the_language_the_parser_accepts(raw):
+    """openapi.yaml's pattern for paths (schemas.PATH) and paths.parse never disagree, so a
+    schema-valid path is never refused and a refused one is never schema-valid."""
+    try:
+        paths.parse(raw)
+        parsed = True
+    except BadRequest:
+        parsed = False
+    assert bool(re.fullmatch(schemas.PATH["pattern"], raw)) == parsed, raw
