@@ -174,7 +174,7 @@ def list_users(cursor: str | None = None, limit: int | str | None = None) -> dic
     db = store.client()
     users = db.collection(USERS)
     query = users.order_by(FieldPath.document_id())
-    if cursor:
+    if cursor is not None:
         after = decode_cursor(cursor)
         query = query.where(filter=FieldFilter(FieldPath.document_id(), ">", users.document(after)))
     snaps = list(query.limit(size + 1).stream(retry=store.retry()))
@@ -185,8 +185,10 @@ def list_users(cursor: str | None = None, limit: int | str | None = None) -> dic
 
 
 def _limit(value: int | str | None) -> int:
-    if value is None or value == "":
+    if value is None:
         return DEFAULT_LIMIT
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,3}", value):
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
     try:
         size = int(value)
     except (TypeError, ValueError):

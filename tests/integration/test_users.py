@@ -281,7 +281,7 @@ def test_list_users_pages_in_a_stable_order_with_an_opaque_cursor(clean):
     assert users.list_users()["nextCursor"] is None
 
 
-@pytest.mark.parametrize("limit", [0, 101, -1, "x", "1.5", " "])
+@pytest.mark.parametrize("limit", [0, 101, -1, "x", "1.5", " ", "", "+5", " 5", "\u0665"])
 def test_list_users_refuses_a_limit_outside_1_to_100(clean, limit):
     with pytest.raises(BadRequest):
         users.list_users(limit=limit)
