@@ -71,6 +71,8 @@ def list_blocks(request: Request) -> Response:
     if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= blocks.PAGE_SIZE:
         raise BadRequest(f"limit must be an integer from 1 to {blocks.PAGE_SIZE}")
     source_id = request.args.get("dataSourceId")
+    if source_id is not None and not source_store.is_source_id(source_id):
+        raise BadRequest("dataSourceId must be a source id (src_ and 20 hex digits)")
     items, cursor = blocks.list_owned(principal, source_id, request.args.get("cursor"), int(limit))
     return json_response(200, {"items": items, "nextCursor": cursor})
 
