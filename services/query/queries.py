@@ -80,7 +80,7 @@ def aggregate(source_id: str, query: catalog.Aggregate, now: dt.datetime) -> dic
     events = _events(source_id)
     loose = events.order_by("receivedAt").order_by("__name__")
     if cursor is not None:
-        totals.merge(rollup_store.read_window(source_id, key, start_s))
+        totals.merge(rollup_store.read_window(source_id, key, start_s, cursor))
     if cursor is not None and cursor.at >= start:
         loose = loose.start_after({"receivedAt": cursor.at, "__name__": events.document(cursor.id)})
     else:
