@@ -75,6 +75,10 @@ def aggregate(source_id: str, query: catalog.Aggregate, now: dt.datetime) -> dic
     key = rollups.ALL_EVENTS if query.field is None else paths.key(query.field)
     state = rollup_store.State.read(source_id)
     entry = state.fields.get(key)
+    if entry is None and query.field is not None:
+        # Before the scan, so the next refresh folds the field even if this scan runs out of
+        # time on a long history.
+        rollup_store.register(source_id, query.field, state)
     cursor = entry.cursor if entry else None
     totals = rollups.Totals()
     events = _events(source_id)
@@ -93,8 +97,6 @@ def aggregate(source_id: str, query: catalog.Aggregate, now: dt.datetime) -> dic
         value = rollups.value_of(rollup_store.decode_body(doc.get("body")), query.field)
         if value is not None:
             totals.add(value)
-    if entry is None and query.field is not None:
-        rollup_store.register(source_id, query.field, state)  # scanned once; folded from now
     return rollups.result(query.op, query.window, totals)
 
 
