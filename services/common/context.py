@@ -14,6 +14,8 @@ class RequestContext:
     started: float = field(default_factory=time.monotonic)
     # Firestore work of one request stops at this monotonic time (SPEC: answer within 15 s).
     storage_deadline: float | None = None
+    # Each Firestore RPC's own deadline when not the default (task routes allow longer reads).
+    rpc_deadline_s: float | None = None
     firestore_ops: int = 0
     # Metadata a handler adds to its request's log line (ids and outcomes, never a body).
     log_fields: dict[str, object] = field(default_factory=dict)

@@ -42,6 +42,7 @@ class Route:
     handler: Handler
     browser: bool = False  # answers CORS preflight and carries CORS headers
     storage_budget_s: float = store.REQUEST_STORAGE_BUDGET_S
+    rpc_deadline_s: float | None = None  # None: store.RPC_DEADLINE_S
 
 
 def route(
@@ -51,12 +52,15 @@ def route(
     *,
     browser: bool = False,
     storage_budget_s: float = store.REQUEST_STORAGE_BUDGET_S,
+    rpc_deadline_s: float | None = None,
 ) -> Route:
     """``path`` uses ``{name}`` placeholders for one path segment each. ``storage_budget_s``
     bounds the route's Firestore work: API routes answer well inside client timeouts, task
-    routes (whose callers wait minutes) get a budget fit for bounded batches of work."""
+    routes (whose callers wait minutes) get a budget fit for bounded batches of work, and may
+    allow each RPC longer than ``store.RPC_DEADLINE_S`` with ``rpc_deadline_s``."""
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-    return Route(method, path, re.compile(f"^{regex}$"), handler, browser, storage_budget_s)
+    pattern = re.compile(f"^{regex}$")
+    return Route(method, path, pattern, handler, browser, storage_budget_s, rpc_deadline_s)
 
 
 def json_response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -131,6 +135,7 @@ class App:
         try:
             matched, params = self._match(request)
             ctx.storage_deadline = ctx.started + matched.storage_budget_s
+            ctx.rpc_deadline_s = matched.rpc_deadline_s
             if request.method == "OPTIONS" and matched.browser:
                 response = Response(status=204)
             else:

@@ -74,8 +74,6 @@ COMPOSITE_INDEXES = (
     CompositeIndex("refresh_pending", (("shard", "ASCENDING"), ("enqueuedAt", "ASCENDING"))),
     # GET /v1/sources: the caller's live sources, paged by id.
     CompositeIndex("sources", (("owner", "ASCENDING"), ("deleted", "ASCENDING"))),
-    # Aggregates: one field's buckets of one granularity over a time range (query service).
-    CompositeIndex("rollups", (("f", "ASCENDING"), ("g", "ASCENDING"), ("t", "ASCENDING"))),
     # GET /v1/blocks?dataSourceId=: the caller's blocks of one source, paged by id.
     CompositeIndex("blocks", (("owner", "ASCENDING"), ("dataSourceId", "ASCENDING"))),
     # The sweep: deleted sources not purged yet, deleted over a minute ago.

@@ -26,14 +26,17 @@ _RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
 
 RPC_DEADLINE_S = 5.0
 REQUEST_STORAGE_BUDGET_S = 10.0
-# Task routes (Cloud Tasks waits up to 10 minutes, Cloud Scheduler 3): room for bounded batches.
+# Task routes (Cloud Tasks waits up to 10 minutes, Cloud Scheduler 3): room for bounded batches,
+# and for one large read (a fold chunk over a long history) taking longer than an API's RPC.
 TASK_STORAGE_BUDGET_S = 120.0
+TASK_RPC_DEADLINE_S = 30.0
 
 
 def _bounded_timeout(timeout: float | None) -> float:
     """Count one RPC against the current request and cap its deadline to what is left."""
-    bounded = RPC_DEADLINE_S if timeout is None else min(timeout, RPC_DEADLINE_S)
     ctx = context.current()
+    limit = RPC_DEADLINE_S if ctx is None or ctx.rpc_deadline_s is None else ctx.rpc_deadline_s
+    bounded = limit if timeout is None else min(timeout, limit)
     if ctx is not None:
         ctx.firestore_ops += 1
         if ctx.storage_deadline is not None:

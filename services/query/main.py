@@ -79,6 +79,8 @@ def list_blocks(request: Request) -> Response:
     if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= blocks.PAGE_SIZE:
         raise BadRequest(f"limit must be an integer from 1 to {blocks.PAGE_SIZE}")
     source_id = request.args.get("dataSourceId")
+    if source_id is not None and not source_store.is_source_id(source_id):
+        raise BadRequest("dataSourceId must be a source id (src_ and 20 hex digits)")
     items, cursor = blocks.list_owned(principal, source_id, request.args.get("cursor"), int(limit))
     return json_response(200, {"items": items, "nextCursor": cursor})
 
@@ -119,7 +121,13 @@ app = App(
         route("GET", "/v1/me", me, browser=True),
         route("GET", "/v1/users", list_users),
         route("GET", "/v1/users/{user_id}", get_user),
-        route("POST", "/tasks/refresh", run_refresh, storage_budget_s=store.TASK_STORAGE_BUDGET_S),
+        route(
+            "POST",
+            "/tasks/refresh",
+            run_refresh,
+            storage_budget_s=store.TASK_STORAGE_BUDGET_S,
+            rpc_deadline_s=store.TASK_RPC_DEADLINE_S,
+        ),
     ],
     project=settings.firestore.project,
     cors_origins=settings.cors_origins,

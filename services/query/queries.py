@@ -75,12 +75,16 @@ def aggregate(source_id: str, query: catalog.Aggregate, now: dt.datetime) -> dic
     key = rollups.ALL_EVENTS if query.field is None else paths.key(query.field)
     state = rollup_store.State.read(source_id)
     entry = state.fields.get(key)
+    if entry is None and query.field is not None:
+        # Before the scan, so the next refresh folds the field even if this scan runs out of
+        # time on a long history.
+        rollup_store.register(source_id, query.field, state)
     cursor = entry.cursor if entry else None
     totals = rollups.Totals()
     events = _events(source_id)
     loose = events.order_by("receivedAt").order_by("__name__")
     if cursor is not None:
-        totals.merge(rollup_store.read_window(source_id, key, start_s))
+        totals.merge(rollup_store.read_window(source_id, key, start_s, cursor))
     if cursor is not None and cursor.at >= start:
         loose = loose.start_after({"receivedAt": cursor.at, "__name__": events.document(cursor.id)})
     else:
@@ -93,8 +97,6 @@ def aggregate(source_id: str, query: catalog.Aggregate, now: dt.datetime) -> dic
         value = rollups.value_of(rollup_store.decode_body(doc.get("body")), query.field)
         if value is not None:
             totals.add(value)
-    if entry is None and query.field is not None:
-        rollup_store.register(source_id, query.field, state)  # scanned once; folded from now
     return rollups.result(query.op, query.window, totals)
 
 

@@ -8,8 +8,9 @@ its (UTC) day. A window starts at a minute boundary (the start of the minute hol
 - the hour buckets from there to the next day boundary (at most 23),
 - every day bucket from there on (at most 7 for ``7d``),
 
-which is at most 90 documents whatever the number of events: the cost of a ``7d`` aggregate does
-not grow with history. Sums are exact fractions, so the order of folding does not matter.
+which is at most 90 documents whatever the number of events, read by id in one batch: the cost
+of a ``7d`` aggregate does not grow with history. Sums are exact fractions, so the order of
+folding does not matter.
 """
 
 from __future__ import annotations
@@ -79,6 +80,18 @@ def plan(start_s: int) -> list[Span]:
         spans.append(Span(HOUR, hour, day))
     spans.append(Span(DAY, day, None))
     return spans
+
+
+def buckets_from(start_s: int, until_s: float) -> list[tuple[str, int]]:
+    """Every bucket (granularity, start) of ``plan(start_s)`` that can hold an event received
+    at or before ``until_s``: at most 59 + 23 + 8 for a ``7d`` window, fetched by id."""
+    found = []
+    for span in plan(start_s):
+        size = SECONDS[span.granularity]
+        last = bucket(until_s, span.granularity)
+        high = last + size if span.high is None else min(span.high, last + size)
+        found.extend((span.granularity, t) for t in range(span.low, high, size))
+    return found
 
 
 def value_of(body: Any, path: paths.Path | None) -> Fraction | None:

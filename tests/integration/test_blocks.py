@@ -145,3 +145,11 @@ def test_an_owner_deleted_in_clerk_leaves_blocks_reporting_source_deleted(clean,
     assert clerk.post(clean.url("clerk-sync"), clean.webhook_secret, envelope).ok
     assert wait_for(lambda: dashboard.get_block("orphan").json()["status"] == "source-deleted", 20)
     assert refreshes(clean, source["id"], "delete")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"dataSourceId": "x" * 3000}, {"limit": "0"}, {"limit": "abc"}, {"cursor": "a/b"}],
+)
+def test_bad_listing_parameters_are_a_400(dashboard, params):
+    assert dashboard.list_blocks(**params).status_code == 400

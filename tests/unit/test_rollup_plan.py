@@ -52,3 +52,20 @@ def test_results_empty_sum_is_0_and_empty_avg_null():
         "window": "1h",
         "op": "count",
     }
+
+
+@given(
+    st.integers(min_value=0, max_value=10**6).map(lambda m: m * 60),
+    st.integers(min_value=0, max_value=8 * 86400),
+)
+def test_buckets_by_id_are_the_plans_buckets_up_to_the_cursor(start, ahead):
+    until = start + ahead
+    slots = rollups.buckets_from(start, until)
+    assert len(slots) <= 59 + 23 + 9
+    for granularity, begin in slots:
+        assert begin >= start and begin <= until
+        assert begin % rollups.SECONDS[granularity] == 0
+    # Every event time in [start, until] lies in exactly one listed bucket.
+    for at in (start, until, (start + until) / 2):
+        holders = [(g, b) for g, b in slots if b <= at < b + rollups.SECONDS[g]]
+        assert len(holders) == 1, (at, holders)
