@@ -61,6 +61,15 @@ def validate(body: dict[str, Any]) -> Binding:
 
     first = best_match(_validator().iter_errors(body))
     if first is not None:
+        path = list(first.absolute_path)
+        if path[:2] == ["binding", "queryConfig"]:
+            # One schema per query type (a oneOf) makes the schema's own message vague; the
+            # query parser names the allowed values. It refuses what the schema refuses.
+            try:
+                catalog.parse(body["binding"]["queryConfig"])
+            except BadRequest as err:
+                message = f"invalid block at binding/queryConfig: {err.message}"
+                raise BadRequest(message, code=err.code) from None
         where = "/".join(str(p)[:40] for p in first.absolute_path) or "(body)"
         message = first.message if len(first.message) <= 200 else first.message[:200] + "…"
         raise BadRequest(f"invalid block at {where}: {message}", code="invalid_block")
