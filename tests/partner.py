@@ -60,6 +60,19 @@ class SourceAPI:
         return requests.delete(f"{self.base}/v1/sources/{source_id}", headers=self.auth, timeout=15)
 
 
+def count_block(source_id: str, window: str = "1h") -> dict:
+    """A block showing how many events the source received in ``window``."""
+    count = {"type": "webhook.aggregate", "params": {"window": window, "op": "count"}}
+    return {
+        "binding": {
+            "dataSourceId": source_id,
+            "queryConfig": count,
+            "projection": {"fields": {"value": {"source": "value"}}},
+        },
+        "widget": {"template": "metric"},
+    }
+
+
 class QueryAPI:
     """The query service's API (queries and blocks) as one tenant sees it."""
 

@@ -135,8 +135,11 @@ def _enqueue(settings, source_id: str, reason: str, name: str, run_at: dt.dateti
 
 
 def _mark(marker, enqueued_at: dt.datetime | None) -> None:
-    """Best effort: if this write is lost, the sweep re-enqueues after REENQUEUE_AFTER."""
-    with contextlib.suppress(*store.storage_errors()):
+    """Best effort: if this write is lost, the sweep re-enqueues after REENQUEUE_AFTER. A marker
+    gone meanwhile was served (a refresh completed it): there is nothing left to mark."""
+    from google.api_core import exceptions as gexc
+
+    with contextlib.suppress(gexc.NotFound, *store.storage_errors()):
         marker.update({"enqueuedAt": enqueued_at}, retry=store.retry())
 
 

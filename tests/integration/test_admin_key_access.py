@@ -18,14 +18,7 @@ def admin(clean) -> dict[str, str]:
 
 @pytest.fixture
 def block(clean, tenant, source) -> dict:
-    body = {
-        "binding": {
-            "dataSourceId": source["id"],
-            "queryConfig": {"type": "webhook.aggregate", "params": {"window": "1h", "op": "count"}},
-            "projection": {"fields": {"value": {"source": "value"}}},
-        },
-        "widget": {"template": "metric"},
-    }
+    body = partner.count_block(source["id"])
     answer = requests.put(
         f"{clean.url('query')}/v1/blocks/orders", json=body, headers=tenant.auth, timeout=30
     )

@@ -14,14 +14,7 @@ def test_every_listed_field_exists_in_the_documents_written(clean, tenant, dashb
     partner.send(source["url"], source["secret"], {"n": 1})
     settled = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     store_events(db, source["id"], [(settled, {"n": 2})])
-    block = {
-        "binding": {
-            "dataSourceId": source["id"],
-            "queryConfig": {"type": "webhook.aggregate", "params": {"window": "1h", "op": "count"}},
-            "projection": {"fields": {"value": {"source": "value"}}},
-        },
-        "widget": {"template": "metric"},
-    }
+    block = partner.count_block(source["id"])
     assert dashboard.put_block("indexed", block).status_code == 201
     assert run_refresh(clean, source["id"]).status_code == 200  # folds into rollups
     # A refresh deletes the markers it served: keep one by holding the tasks emulator.

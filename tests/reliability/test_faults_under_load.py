@@ -134,14 +134,7 @@ def test_a_tasks_outage_mid_burst_loses_no_event_and_the_sweep_brings_blocks_up_
 ):
     from tests.support import sweep, wait_for
 
-    block = {
-        "binding": {
-            "dataSourceId": source["id"],
-            "queryConfig": {"type": "webhook.aggregate", "params": {"window": "1h", "op": "count"}},
-            "projection": {"fields": {"value": {"source": "value"}}},
-        },
-        "widget": {"template": "metric"},
-    }
+    block = partner.count_block(source["id"])
     url = f"{clean.url('query')}/v1/blocks/burst"
     assert requests.put(url, json=block, headers=tenant.auth, timeout=30).status_code == 201
     tasks = clean.processes["tasks"]
