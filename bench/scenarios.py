@@ -430,7 +430,6 @@ class Bench:
             for line in window.lines()
             if line["httpRequest"]["requestUrl"] == "/tasks/refresh"
             and line.get("sourceId") == source_id
-            and line.get("reason") == "event"
         ]
         return {
             "events": events,

@@ -194,9 +194,13 @@ def mark_deleted(source_id: str, actor: str) -> bool:
 
 def delete_owned(owner: str, actor: str) -> list[str]:
     """Delete every live source of an owner (a deleted Clerk user or organization)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
 
     query = (
-        store.client().collection(SOURCES).where("owner", "==", owner).where("deleted", "==", False)
+        store.client()
+        .collection(SOURCES)
+        .where(filter=FieldFilter("owner", "==", owner))
+        .where(filter=FieldFilter("deleted", "==", False))
     )
     deleted = []
     for snap in query.stream(retry=store.retry()):
