@@ -1,4 +1,4 @@
-"""The load generator: wrk with small Lua scripts rendered per scenario (BENCH.md).
+"""The load generator: wrk with small Lua scripts rendered per scenario (bench/README.md).
 
 Every scenario ends with the same ``done`` hook, which prints one machine-readable line; Python
 parses it. Lua cannot compute HMACs, so signed requests are signed here: one body and one

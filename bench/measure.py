@@ -1,5 +1,5 @@
 """Reading what the services themselves report: request-log Firestore counts, worker memory,
-and the results table with each goal of the benchmark page met or missed."""
+and the results table with each goal of bench/README.md met or missed."""
 
 from __future__ import annotations
 

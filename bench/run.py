@@ -1,4 +1,4 @@
-"""`make bench`: every figure of the benchmark page, each against its reference in the same run.
+"""`make bench`: every figure of bench/README.md, each against its reference in the same run.
 
 Starts its own local stack (emulators and services on free loopback ports), measures section by
 section, writes ``bench/results/<date>-<machine>.json`` and prints the table the README quotes.

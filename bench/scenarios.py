@@ -1,4 +1,4 @@
-"""The measurements, one method per section of the results file (BENCH.md)."""
+"""The measurements, one method per section of the results file (bench/README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`make dev`: the whole local stack in the foreground until Ctrl-C or SIGTERM (SPEC 6)."""
+"""`make dev`: the whole local stack in the foreground until Ctrl-C or SIGTERM (README
+"Configuration")."""
 
 from __future__ import annotations
 

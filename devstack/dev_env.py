@@ -1,4 +1,4 @@
-"""Reading `.inlet/dev.env`, the file `make dev` writes (SPEC section 6)."""
+"""Reading `.inlet/dev.env`, the file `make dev` writes (README "Configuration")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The development JWT issuer: an RSA key on disk and its JWKS served on loopback (SPEC 6).
+"""The development JWT issuer: an RSA key on disk and its JWKS served on loopback (README
+"Configuration").
 
 Clerk session tokens for ``make dev`` and the tests, and the OIDC tokens the tasks emulator
 cannot attach, are all signed with this key.

@@ -1,4 +1,4 @@
-"""`make send-event`: sign and post one JSON event the way a partner would (SPEC section 2)."""
+"""`make send-event`: sign and post one JSON event the way a partner would (README "ingest")."""
 
 from __future__ import annotations
 

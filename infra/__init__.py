@@ -1,1 +1,1 @@
-"""Inlet's Pulumi program (SPEC section 5): ``pulumi up`` runs ``infra/__main__.py``."""
+"""Inlet's Pulumi program (README "Deploy"): ``pulumi up`` runs ``infra/__main__.py``."""

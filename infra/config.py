@@ -28,7 +28,7 @@ class InfraConfigError(pulumi.RunError):
 
 @dataclass(frozen=True)
 class Scaling:
-    """One service's Cloud Run shape (SPEC section 5: concurrency above 1 needs a full CPU)."""
+    """One service's Cloud Run shape (README "Deploy": concurrency above 1 needs a full CPU)."""
 
     min_instances: int
     max_instances: int
@@ -57,7 +57,7 @@ class Service:
     """One of the three Cloud Run services: its config key, its name, its entry point."""
 
     key: str  # inlet:<key> holds its scaling; also the resource-name stem
-    name: str  # the service's own name (logs, SPEC)
+    name: str  # the service's own name (logs, README)
     target: str  # the functions-framework target the root main.py exposes
 
 

@@ -1,6 +1,6 @@
 """The three services as Cloud Run functions, built by Google from the source zip.
 
-Why this path (SPEC section 5): ``gcp.cloudfunctionsv2.Function`` builds the zip with Google's
+Why this path (README "Deploy"): ``gcp.cloudfunctionsv2.Function`` builds the zip with Google's
 Python buildpack inside Cloud Build and deploys the result as a Cloud Run service, so a deploy
 needs no Docker daemon and no command besides ``pulumi up``. Each function *is* a Cloud Run
 service; its invoker binding goes on that service (``service_config.service``).
@@ -56,7 +56,7 @@ def environments(
     queue: RefreshQueue,
     refresh_url: pulumi.Input[str],
 ) -> dict[str, dict[str, pulumi.Input[str]]]:
-    """Each service's plain environment (SPEC section 6): exactly what its settings read."""
+    """Each service's plain environment (README "Configuration"): exactly what its settings read."""
     firestore = {"GOOGLE_CLOUD_PROJECT": cfg.project, "FIRESTORE_DATABASE": cfg.firestore_database}
     clerk_auth = {
         "CLERK_ISSUER": cfg.clerk_issuer,

@@ -1,7 +1,7 @@
 """Identities and the least privilege each one needs, on the narrowest resource that grants it.
 
 No editor or owner anywhere. Two grants are project-wide because Google offers nothing
-narrower: Firestore's ``roles/datastore.user`` for the three services (SPEC section 5) and
+narrower: Firestore's ``roles/datastore.user`` for the three services (README "Deploy") and
 ``roles/logging.logWriter`` for the build account (a build writes its log to the project). A
 third is project-level only in form: a condition limits it to the one bucket Cloud Run
 functions create for the build's source.

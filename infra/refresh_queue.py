@@ -14,7 +14,7 @@ import pulumi_random as random
 from infra.config import StackConfig
 
 QUEUE_PREFIX = "inlet-refresh"
-SWEEP_SCHEDULE = "* * * * *"  # every minute (SPEC section 2: the sweep)
+SWEEP_SCHEDULE = "* * * * *"  # every minute (README "ingest": the sweep)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A partner's side of the inbound wire format, written from the SPEC, not from the service."""
+"""A partner's side of the inbound wire format, written from the README's wire format, not from the
+service."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Backfill: copy the users, organizations and memberships Clerk already has into Firestore.
 
-Webhooks never deliver objects that existed before the endpoint did (SPEC section 1), so this
+Webhooks never deliver objects that existed before the endpoint did (README "clerk-sync"), so this
 console script (``inlet-backfill``, ``make backfill``) pages through Clerk's Backend API
 (https://clerk.com/docs/reference/backend-api) and applies every object through the same version
 rules as webhooks (``clerk_store.apply_change``): a newer stored version or a tombstone is never
@@ -56,7 +56,7 @@ class Listing:
     count_path: str | None = None  # where the total is, when list pages do not carry it
 
 
-# The order of the pass (SPEC section 1): users, then organizations, then memberships.
+# The order of the pass (README "clerk-sync"): users, then organizations, then memberships.
 LISTINGS = (
     Listing(USERS, "/v1/users", count_path="/v1/users/count"),
     Listing(ORGANIZATIONS, "/v1/organizations"),
@@ -66,7 +66,7 @@ LISTINGS = (
 
 @dataclass(frozen=True)
 class Settings:
-    """What the backfill reads from the environment, once (SPEC section 6)."""
+    """What the backfill reads from the environment, once (README "Configuration")."""
 
     firestore: FirestoreSettings
     api_url: str

@@ -21,7 +21,7 @@ class Settings:
     firestore: FirestoreSettings
     webhook_secret: str
     # A user or organization deleted in Clerk deletes its sources; their blocks then need a
-    # `delete` refresh (SPEC section 3), which clerk-sync schedules like ingest does.
+    # `delete` refresh (README "query"), which clerk-sync schedules like ingest does.
     tasks: TaskSettings
 
     @classmethod

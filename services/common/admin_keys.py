@@ -1,4 +1,5 @@
-"""Admin API keys: deployment-wide bearer keys for the team's own backends (SPEC sections 3, 4).
+"""Admin API keys: deployment-wide bearer keys for the team's own backends (README "query", "Across
+services").
 
 A key reads ``inlet_ak_<id>_<secret>``: 16 hex digits of id, 64 of secret. Only the SHA-256 of
 the secret is stored, in ``admin_keys/{id}``, and it is compared in constant time. Each instance

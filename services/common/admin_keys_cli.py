@@ -1,4 +1,4 @@
-"""``inlet-admin-key``: create, list and revoke admin API keys (SPEC section 3).
+"""``inlet-admin-key``: create, list and revoke admin API keys (README "query").
 
 Talks to Firestore directly (``GOOGLE_CLOUD_PROJECT``, and ``FIRESTORE_EMULATOR_HOST`` locally),
 so whoever runs it needs write access to the deployment's database. ``create`` prints the key on

@@ -1,5 +1,5 @@
 """Who is calling: Clerk session tokens or admin API keys for the APIs, OIDC tokens for task
-endpoints (SPEC 4).
+endpoints (README "Across services").
 
 Session and task tokens are RS256 JWTs checked against a JWKS that is fetched lazily, kept at
 most four minutes, and fetched again at once when a token names an unknown ``kid`` (key
@@ -70,7 +70,8 @@ MAX_JWKS_BYTES = 1 << 20
 
 
 class SigningKeys:
-    """The keys of one JWKS URL by ``kid``, kept at most ``MAX_KEY_AGE_S`` (SPEC section 4).
+    """The keys of one JWKS URL by ``kid``, kept at most ``MAX_KEY_AGE_S`` (README "Across
+    services").
 
     - A key set older than that is fetched again before use, so a withdrawn ``kid`` stops
       verifying within five minutes (PyJWT's key cache keeps a key forever).
@@ -249,7 +250,7 @@ def verify_task_token(request: Request, settings: TaskSettings) -> dict[str, Any
 
 # --- Local development issuer ------------------------------------------------------------------
 # The emulators attach no tokens and Clerk is offline, so `make dev` and the tests sign tokens
-# with a local RSA key whose JWKS is served on loopback (SPEC section 6).
+# with a local RSA key whose JWKS is served on loopback (README "Configuration").
 
 
 def key_id(public_jwk: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ ORDER_BY = "+created_at"
 
 @dataclass(frozen=True)
 class ClerkAPISettings:
-    """Where the Backend API is and the key it takes (SPEC section 6)."""
+    """Where the Backend API is and the key it takes (README "Configuration")."""
 
     api_url: str
     secret_key: str = field(repr=False)  # never printed

@@ -1,4 +1,4 @@
-"""Configuration from the environment, read once at start-up (SPEC section 6)."""
+"""Configuration from the environment, read once at start-up (README "Configuration")."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class FirestoreSettings:
 
 @dataclass(frozen=True)
 class ClerkAuthSettings:
-    """How Clerk session tokens are verified (SPEC section 4)."""
+    """How Clerk session tokens are verified (README "Across services")."""
 
     issuer: str
     jwks_url: str
@@ -86,7 +86,7 @@ class ClerkAuthSettings:
         parties = env.list("CLERK_AUTHORIZED_PARTIES")
         if not parties:
             # Browser tokens carry the page's origin in ``azp``; without a list, any site's
-            # token would pass (SPEC section 4).
+            # token would pass (README "Across services").
             raise ConfigError("CLERK_AUTHORIZED_PARTIES is required but not set")
         return cls(
             issuer=issuer,
@@ -101,7 +101,8 @@ GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """Where refresh tasks go and which identity they carry (SPEC sections 2, 3 and 6)."""
+    """Where refresh tasks go and which identity they carry (README "ingest", "query",
+    "Configuration")."""
 
     queue: str
     refresh_url: str
@@ -111,7 +112,7 @@ class TaskSettings:
     oidc_issuer: str
     oidc_certs_url: str
     # Local mode only: the development issuer's key signs task tokens, since the emulator
-    # attaches none (SPEC section 7).
+    # attaches none (README "The two commands").
     dev_signing_key_file: str | None
 
     @classmethod

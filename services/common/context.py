@@ -12,7 +12,8 @@ class RequestContext:
     request_id: str
     trace: str | None = None
     started: float = field(default_factory=time.monotonic)
-    # Firestore work of one request stops at this monotonic time (SPEC: answer within 15 s).
+    # Firestore work of one request stops at this monotonic time (clerk-sync answers within Svix's
+    # 15 s).
     storage_deadline: float | None = None
     # Each Firestore RPC's own deadline when not the default (task routes allow longer reads).
     rpc_deadline_s: float | None = None

@@ -1,4 +1,5 @@
-"""Envelope encryption of signing secrets: AES-256-GCM under a key-encryption key (SPEC 2, 6).
+"""Envelope encryption of signing secrets: AES-256-GCM under a key-encryption key (README "ingest",
+"Configuration").
 
 ``SOURCE_KEK`` holds ``kid:base64(32 bytes)`` entries, current key first; every ciphertext names
 the key id that sealed it, so the KEK can be rotated by putting a new key first.

@@ -1,4 +1,5 @@
-"""The Firestore index and TTL list, shared by the services and the infra program (SPEC 2, 5).
+"""The Firestore index and TTL list, shared by the services and the infra program (README "ingest",
+"Deploy").
 
 The emulator enforces no index and deletes nothing by TTL, so this list is the only place the
 production database learns about them; ``tests/integration/test_indexes.py`` checks it against

@@ -1,4 +1,4 @@
-"""The public shape of a data source (SPEC section 6). Pure: rendering reads no storage.
+"""The public shape of a data source (README "Configuration"). Pure: rendering reads no storage.
 
 ``eventCount`` and ``lastEventAt`` are kept on the source document by the query service's
 refresh task, so they are as of the last refresh (which follows events within about a second).

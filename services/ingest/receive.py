@@ -1,4 +1,4 @@
-"""Receiving one signed partner event, cheapest checks first (SPEC section 2's table)."""
+"""Receiving one signed partner event, cheapest checks first (README "ingest"'s table)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The inbound wire format: signature headers, the time window, HMAC checks. Pure.
 
-Two schemes are accepted (SPEC section 2):
+Two schemes are accepted (README "ingest"):
 - ``Inlet-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…]`` with ``Idempotency-Key``; the
   HMAC-SHA256 key is the whole ``whsec_…`` string's UTF-8 bytes, over ``<t>.<raw body>``;
 - Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``), verified
@@ -47,7 +47,7 @@ class SignedRequest:
 
 
 def parse_headers(headers: Mapping[str, str]) -> SignedRequest:
-    """Step 2 of the SPEC's table: 400 for a missing or malformed header or key."""
+    """Step 2 of the README's table: 400 for a missing or malformed header or key."""
     inlet = headers.get("Inlet-Signature")
     if inlet is not None:
         timestamp, signatures = _parse_inlet(inlet)

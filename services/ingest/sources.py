@@ -1,4 +1,5 @@
-"""Data sources: create, list, read, rotate and delete, scoped to the caller's tenant (SPEC 2).
+"""Data sources: create, list, read, rotate and delete, scoped to the caller's tenant (README
+"ingest").
 
 Secrets are shown once, at creation or rotation, and stored only sealed with AES-256-GCM under
 the key-encryption key, the source id bound in as associated data.

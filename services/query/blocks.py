@@ -1,4 +1,4 @@
-"""Blocks: widgets bound to a source, scoped to their owner, kept fresh (SPEC section 3).
+"""Blocks: widgets bound to a source, scoped to their owner, kept fresh (README "query").
 
 ``blocks/{doc}`` holds one block; the document id is a hash of the owner and the block id, so
 each tenant has its own namespace of ids and one tenant's id tells nothing about another's.

@@ -1,4 +1,4 @@
-"""The query catalogue: ``{type, params}`` validated into a query value (SPEC section 3). Pure.
+"""The query catalogue: ``{type, params}`` validated into a query value (README "query"). Pure.
 
 Every refusal is a 400 whose message names the allowed values, so a dashboard author can fix a
 binding from the error alone.

@@ -1,4 +1,4 @@
-"""Which values count in an aggregate, and as what number (SPEC section 3). Pure.
+"""Which values count in an aggregate, and as what number (README "query"). Pure.
 
 Numbers, booleans (1/0) and strings that are finite decimals count; null, missing, NaN, other
 strings, objects and arrays are skipped. Values are exact ``Fraction``s (every float is a dyadic
@@ -13,7 +13,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-# SPEC's ``^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`` spelled without its ambiguity: in
+# the README's ``^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`` spelled without its ambiguity: in
 # ``\d+\.?\d*`` the two digit runs can split a long number n ways, and a failing match then
 # backtracks quadratically (a 256 KiB string of digits would take minutes).
 DECIMAL = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")

@@ -1,4 +1,4 @@
-"""``webhook.list`` ordering (SPEC section 3). Pure.
+"""``webhook.list`` ordering (README "query"). Pure.
 
 Without ``sortBy``: newest first (``desc``) or oldest first (``asc``). With it, values order
 numbers before strings, then other values (booleans, objects, arrays), then null and missing;

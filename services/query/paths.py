@@ -1,4 +1,5 @@
-"""Paths into JSON values (SPEC section 6): dotted ``a.b.0`` or JSONPath ``$.a.b``, ``$.a[0]``,
+"""Paths into JSON values (README "Configuration"): dotted ``a.b.0`` or JSONPath ``$.a.b``,
+``$.a[0]``,
 ``$['x.y']``. Pure.
 
 A path is a tuple of string segments. A digit segment indexes an array, and is a key of an

@@ -1,4 +1,4 @@
-"""Running a query against one source's stored events and rollups (SPEC section 3)."""
+"""Running a query against one source's stored events and rollups (README "query")."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ at the end are only those created before this refresh started reading.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from typing import Any
@@ -80,7 +81,12 @@ def record_statistics(source_id: str, snap) -> dt.datetime | None:
     stats = {"eventCount": int(count.value), "lastEventAt": last}
     stored = snap.to_dict() or {}
     if any(stored.get(k, "unset") != v for k, v in stats.items()):
-        snap.reference.update(stats, retry=store.retry())
+        from google.api_core import exceptions as gexc
+
+        # A source document removed since it was read has no statistics left to keep; the next
+        # refresh reads it missing and answers as for a deleted source. Not a 500.
+        with contextlib.suppress(gexc.NotFound):
+            snap.reference.update(stats, retry=store.retry())
     return last
 
 

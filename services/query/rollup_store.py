@@ -1,4 +1,4 @@
-"""Rollups in Firestore: folding events in, trimming them out, reading a window (SPEC 3).
+"""Rollups in Firestore: folding events in, trimming them out, reading a window (README "query").
 
 Layout, per source: ``sources/{id}/rollups/{field}-{g}-{start}`` holds one bucket
 ``{f, g, t, s, c}`` (field key, granularity, start in Unix seconds, exact sum as text, count) and

@@ -1,4 +1,4 @@
-"""Users for the team's apps and backends: ``/v1/me`` and the admin ``/v1/users`` (SPEC section 3).
+"""Users for the team's apps and backends: ``/v1/me`` and the admin ``/v1/users`` (README "query").
 
 Clerk's webhook keeps ``users/{id}`` in step, but a user can sign in before their
 ``user.created`` delivery lands. ``me`` then reads the user from Clerk's Backend API
@@ -44,7 +44,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class UsersSettings:
-    """What the users API needs from the environment (SPEC section 6)."""
+    """What the users API needs from the environment (README "Configuration")."""
 
     clerk: ClerkAPISettings | None  # None (no CLERK_SECRET_KEY): the Clerk fallback is off
 

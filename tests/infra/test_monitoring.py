@@ -1,4 +1,5 @@
-"""The log-based metrics read fields the request log line really carries (SPEC section 4)."""
+"""The log-based metrics read fields the request log line really carries (README "Across
+services")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What ``pulumi up`` declares, checked under Pulumi's mocks (SPEC section 5)."""
+"""What ``pulumi up`` declares, checked under Pulumi's mocks (README "Deploy")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Admin API keys on the Firestore emulator: create, use, revoke, cache, lastUsedAt (SPEC 3)."""
+"""Admin API keys on the Firestore emulator: create, use, revoke, cache, lastUsedAt (README
+"query")."""
 
 from __future__ import annotations
 

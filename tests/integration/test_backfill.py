@@ -1,4 +1,5 @@
-"""The Clerk backfill against a loopback Backend API and the Firestore emulator (SPEC section 1)."""
+"""The Clerk backfill against a loopback Backend API and the Firestore emulator (README
+"clerk-sync")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """clerk-sync while Firestore stalls: 503 inside Svix's timeout, then the retry applies it.
 
-The outage is the emulator paused (SIGSTOP), not restarted (SPEC section 7): connections stay
+The outage is the emulator paused (SIGSTOP), not restarted (README "The two commands"): connections
+stay
 open and requests hang, as they do when the real database stops answering.
 """
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests import clerk
 
-SVIX_TIMEOUT_S = 15.0  # Svix gives up on an attempt after 15 s (SPEC section 1)
+SVIX_TIMEOUT_S = 15.0  # Svix gives up on an attempt after 15 s (README "clerk-sync")
 # Nothing is written before a delivery's outcome is final, so a retry after the outage applies
 # it at once; the budget only bounds the loop.
 RETRY_BUDGET_S = 30.0

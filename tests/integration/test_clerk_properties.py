@@ -1,4 +1,5 @@
-"""Any order of one user's deliveries, duplicates included, converges to one state (SPEC section 1).
+"""Any order of one user's deliveries, duplicates included, converges to one state (README
+"clerk-sync").
 
 Each example is delivered over HTTP to the running clerk-sync service against the emulator.
 """

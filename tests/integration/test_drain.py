@@ -1,4 +1,5 @@
-"""SIGTERM drains in-flight requests (SPEC section 4): Cloud Run stops instances this way."""
+"""SIGTERM drains in-flight requests (README "Across services"): Cloud Run stops instances this
+way."""
 
 from __future__ import annotations
 

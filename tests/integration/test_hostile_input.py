@@ -1,4 +1,4 @@
-"""Hostile input never becomes a 500 or a stored event (SPEC sections 1 and 2)."""
+"""Hostile input never becomes a 500 or a stored event (README "clerk-sync", "ingest")."""
 
 from __future__ import annotations
 

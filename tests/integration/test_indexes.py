@@ -1,4 +1,4 @@
-"""The shared index/TTL list names fields the services really write (SPEC section 5)."""
+"""The shared index/TTL list names fields the services really write (README "Deploy")."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_every_listed_field_exists_in_the_documents_written(clean, tenant, dashb
 
 
 # Fields some query filters or orders on, per collection group; every other field a service
-# writes there must be exempted from indexing (SPEC section 2).
+# writes there must be exempted from indexing (README "ingest").
 QUERIED = {
     "events": {"receivedAt"},
     "idempotency": set(),

@@ -1,4 +1,4 @@
-"""POST /webhooks/inbound/{sourceId}: every row of SPEC section 2's table, in order."""
+"""POST /webhooks/inbound/{sourceId}: every row of README "ingest"'s table, in order."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_expired_idempotency_key_stores_a_new_event(url, source, db):
     assert len(events(db, source["id"])) == 2
 
 
-# --- refusals, in the SPEC's order ------------------------------------------------------------
+# --- refusals, in the README's order ------------------------------------------------------------
 
 
 def test_body_over_256_kib_is_413_by_content_length(clean, url, source):
@@ -227,7 +227,7 @@ def test_a_deleted_source_is_404_and_cached(clean, tenant, source):
 
 
 def test_random_well_formed_source_ids_cost_no_lookup_and_evict_nothing(clean, ingest_url, url, db):
-    """SPEC section 2: ids carry a keyed check, verified before any lookup or cache entry."""
+    """README "ingest": ids carry a keyed check, verified before any lookup or cache entry."""
     bad = partner.send(url, "whsec_wrong")  # loads the real source into the cache
     assert bad.status_code == 401
     for n in range(60):

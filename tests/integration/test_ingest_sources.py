@@ -1,4 +1,5 @@
-"""The /v1/sources API: tenancy, secrets shown once, rotation with grace, deletion (SPEC 2)."""
+"""The /v1/sources API: tenancy, secrets shown once, rotation with grace, deletion (README
+"ingest")."""
 
 from __future__ import annotations
 

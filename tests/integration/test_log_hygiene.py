@@ -1,4 +1,4 @@
-"""No secret, signature, token or event body in any service log line (SPEC section 4)."""
+"""No secret, signature, token or event body in any service log line (README "Across services")."""
 
 from __future__ import annotations
 

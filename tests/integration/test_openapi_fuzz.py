@@ -1,4 +1,5 @@
-"""openapi.yaml and the services agree, checked by Schemathesis against the live stack (SPEC 4).
+"""openapi.yaml and the services agree, checked by Schemathesis against the live stack (README
+"Across services").
 
 Every operation openapi.yaml lists is generated from its description — positive and negative
 examples, its coverage and fuzzing phases — and sent to the service its tag names, with every

@@ -129,7 +129,8 @@ def test_a_refresh_enqueued_but_never_served_is_enqueued_again_after_ten_minutes
 
 
 def test_the_sweep_finds_owed_refreshes_in_every_shard(clean, tenant, db):
-    """Markers are sharded so no index holds one increasing range for all sources (SPEC 2)."""
+    """Markers are sharded so no index holds one increasing range for all sources (README
+    "ingest")."""
     from services.common import outbox
 
     created = [tenant.create(f"S{n}").json() for n in range(6)]

@@ -1,5 +1,6 @@
 """The users service layer (services/query/users.py) against the Firestore emulator, clerk-sync
-and a loopback Clerk API: ``/v1/me`` with its Clerk fallback, and the admin reads (SPEC 3)."""
+and a loopback Clerk API: ``/v1/me`` with its Clerk fallback, and the admin reads (README
+"query")."""
 
 from __future__ import annotations
 

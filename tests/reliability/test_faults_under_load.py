@@ -1,4 +1,5 @@
-"""Faults under load: the Firestore emulator paused mid-burst (SPEC section 7: SIGSTOP, not a
+"""Faults under load: the Firestore emulator paused mid-burst (README "The two commands": SIGSTOP,
+not a
 restart), for ingest and clerk-sync alike.
 
 The promise a sender relies on: every request answered 2xx is stored exactly once, and every

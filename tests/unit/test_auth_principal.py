@@ -1,4 +1,5 @@
-"""Who owns what a caller creates, and the development issuer's tokens and keys (SPEC 4 and 6)."""
+"""Who owns what a caller creates, and the development issuer's tokens and keys (README "Across
+services", "Configuration")."""
 
 from __future__ import annotations
 

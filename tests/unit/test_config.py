@@ -1,4 +1,4 @@
-"""Configuration from the environment, validated once at start-up (SPEC section 6)."""
+"""Configuration from the environment, validated once at start-up (README "Configuration")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Envelope encryption of signing secrets under SOURCE_KEK (SPEC sections 2 and 6)."""
+"""Envelope encryption of signing secrets under SOURCE_KEK (README "ingest", "Configuration")."""
 
 from __future__ import annotations
 

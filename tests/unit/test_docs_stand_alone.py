@@ -56,3 +56,18 @@ def test_every_relative_link_is_a_file_in_the_repository(path):
         resolved = (path.parent / target.split("#")[0]).resolve()
         assert resolved.is_relative_to(ROOT), f"{path.name} links outside the repository: {target}"
         assert resolved.exists(), f"{path.name} links to a missing file: {target}"
+
+
+def test_no_code_comment_cites_a_document_outside_the_repository():
+    """Docstrings and comments point readers at the README's sections, which ship with the code."""
+    sources = subprocess.run(
+        ["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    cited = re.compile(r"\.\./shared|SPEC\.md|\bSPEC sections?\b|\bSPEC \d|STYLE\.md|BENCH\.md")
+    found = [
+        (name, match.group(0))
+        for name in sources
+        if name != "tests/unit/test_docs_stand_alone.py"
+        for match in cited.finditer((ROOT / name).read_text())
+    ]
+    assert found == []

@@ -1,4 +1,5 @@
-"""Clerk's key rotation as SPEC section 4 states it: a new kid verifies at once, a kid withdrawn
+"""Clerk's key rotation as README "Across services" states it: a new kid verifies at once, a kid
+withdrawn
 from the JWKS stops verifying within five minutes. Keys are generated here and served from a
 loopback JWKS whose key set each test changes."""
 

@@ -1,4 +1,5 @@
-"""openapi.yaml is valid OpenAPI 3.1 and names exactly the routes the services serve (SPEC 4)."""
+"""openapi.yaml is valid OpenAPI 3.1 and names exactly the routes the services serve (README
+"Across services")."""
 
 from __future__ import annotations
 

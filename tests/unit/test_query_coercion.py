@@ -1,4 +1,4 @@
-"""Which values count in an aggregate, and exactly as what (SPEC section 3)."""
+"""Which values count in an aggregate, and exactly as what (README "query")."""
 
 from __future__ import annotations
 

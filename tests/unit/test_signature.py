@@ -1,4 +1,4 @@
-"""The inbound wire format: signature headers, the time window and HMAC checks (SPEC section 2)."""
+"""The inbound wire format: signature headers, the time window and HMAC checks (README "ingest")."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def new_secret() -> str:
 
 
 def partner_signature(secret: str, t: int, body: bytes) -> str:
-    """What a partner writes from the SPEC's description, independently of the service."""
+    """What a partner writes from the README's description, independently of the service."""
     return hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""Source ids are ours to mint: their keyed check is verified before any lookup (SPEC 2)."""
+"""Source ids are ours to mint: their keyed check is verified before any lookup (README
+"ingest")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The refresh task's shape in production and in local mode (SPEC sections 2, 3, 7)."""
+"""The refresh task's shape in production and in local mode (README "ingest", "query", "The two
+commands")."""
 
 from __future__ import annotations
 
