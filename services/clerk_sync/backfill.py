@@ -164,20 +164,17 @@ def _copy(
         disable=not progress,
         file=sys.stderr,
     ) as bar:
-        while True:
-            page = api.page(listing.path, limit=limit, offset=offset)
+        for page in api.pages(listing.path, limit=limit, offset=offset):
             if page.total is not None and bar.total != page.total:
                 bar.total = page.total
                 bar.refresh()
             tally = state.counts.setdefault(listing.collection, Counter())
             tally.update(pool.map(lambda item: _apply(listing.collection, item), page.items))
-            offset += len(page.items)
-            # A short page is the last; so is reaching Clerk's total (saves one empty request).
-            done = len(page.items) < limit or (page.total is not None and offset >= page.total)
-            state.advance(_next(listing) if done else listing.collection, 0 if done else offset)
+            if page.last:
+                state.advance(_next(listing), 0)
+            else:
+                state.advance(listing.collection, page.end)
             bar.update(len(page.items))
-            if done:
-                return
 
 
 def _next(listing: Listing) -> str | None:

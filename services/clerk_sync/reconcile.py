@@ -95,9 +95,9 @@ def _apply_listing(
     listed: set[str] = set()
     with tqdm(desc=f"reconcile {listing.collection}", unit=" objects", disable=not progress,
               file=sys.stderr) as bar:  # fmt: skip
-        for items in _pages(api, listing.path, limit, overlap):
+        for page in api.pages(listing.path, limit=limit, overlap=overlap):
             fresh = []
-            for item in items:
+            for item in page.items:
                 object_id = item.get("id") if isinstance(item, dict) else None
                 if isinstance(object_id, str) and object_id in listed:
                     continue  # re-read by the overlap
@@ -108,19 +108,6 @@ def _apply_listing(
             tally.update(pool.map(lambda item: _apply(listing.collection, item), fresh))
             bar.update(len(fresh))
     return listed
-
-
-def _pages(api: ClerkAPI, path: str, limit: int, overlap: int) -> Iterator[list[Any]]:
-    """Pages oldest first, each starting ``overlap`` objects before the previous one ended, so
-    up to ``overlap`` deletions between two reads shift nothing past the next page."""
-    overlap = max(0, min(overlap, limit - 1))
-    offset = 0
-    while True:
-        page = api.page(path, limit=limit, offset=offset)
-        yield page.items
-        if len(page.items) < limit:
-            return
-        offset += len(page.items) - overlap
 
 
 def _confirm_the_rest(api: ClerkAPI, collection: str, listed: set[str], tally: Counter) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 import email.utils
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -84,6 +84,8 @@ class ClerkUnavailable(ClerkAPIError):
 class Page:
     items: list[Any]
     total: int | None  # Clerk's total_count, when the response carries it
+    end: int = 0  # the offset just past this page (set by ``ClerkAPI.pages``)
+    last: bool = False  # nothing follows it (set by ``ClerkAPI.pages``)
 
 
 def parse_page(path: str, body: Any) -> Page:
@@ -128,6 +130,20 @@ class ClerkAPI:
     def page(self, path: str, *, limit: int, offset: int) -> Page:
         params = {"limit": limit, "offset": offset, "order_by": ORDER_BY}
         return parse_page(path, self._get(path, params))
+
+    def pages(self, path: str, *, limit: int, offset: int = 0, overlap: int = 0) -> Iterator[Page]:
+        """Pages oldest first from ``offset``, each starting ``overlap`` objects before the
+        previous one ended (so deletions between two reads shift nothing past the next page).
+        A short page is the last; so is reaching Clerk's total, which saves one empty request."""
+        overlap = max(0, min(overlap, limit - 1))
+        while True:
+            page = self.page(path, limit=limit, offset=offset)
+            end = offset + len(page.items)
+            last = len(page.items) < limit or (page.total is not None and end >= page.total)
+            yield Page(page.items, page.total, end, last)
+            if last:
+                return
+            offset = end - overlap
 
     def count(self, path: str) -> int | None:
         total = self._get(path, {})

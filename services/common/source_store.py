@@ -107,25 +107,25 @@ def source_ref(source_id: str):
 def owned(principal: Principal, source_id: str, *, allow_deleted: bool = False):
     """The caller's source snapshot; someone else's (or a missing one) is a 404, decided before
     anything else of the source is read."""
-    if not is_source_id(source_id):
-        raise NotFound("no such source")
-    snap = source_ref(source_id).get(retry=store.retry())
-    if not snap.exists or snap.get("owner") != principal.owner:
-        raise NotFound("no such source")
-    if snap.get("deleted") and not allow_deleted:
-        raise NotFound("no such source")
-    return snap
+    return _fetch(source_id, principal.owner, allow_deleted=allow_deleted)
 
 
 def readable(caller: Principal | AdminPrincipal, source_id: str):
     """A source the caller may query: its own (``owned``), or any live source for an admin API
     key, which is deployment-wide (README "query"). A 404 otherwise, before anything else."""
-    if not isinstance(caller, AdminPrincipal):
-        return owned(caller, source_id)
+    owner = None if isinstance(caller, AdminPrincipal) else caller.owner
+    return _fetch(source_id, owner, allow_deleted=False)
+
+
+def _fetch(source_id: str, owner: str | None, *, allow_deleted: bool):
+    """The source's snapshot when it exists, belongs to ``owner`` (any owner when None) and is
+    live (or ``allow_deleted``); else a 404 that says nothing of which rule refused it."""
     if not is_source_id(source_id):
         raise NotFound("no such source")
     snap = source_ref(source_id).get(retry=store.retry())
-    if not snap.exists or snap.get("deleted"):
+    if not snap.exists or (owner is not None and snap.get("owner") != owner):
+        raise NotFound("no such source")
+    if snap.get("deleted") and not allow_deleted:
         raise NotFound("no such source")
     return snap
 
