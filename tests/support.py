@@ -39,6 +39,25 @@ class FakeClerkAPI(LoopbackServer):
     the lists before a page is answered (``before_page``) to delete or create objects mid-run.
     """
 
+    @classmethod
+    def directory(cls, secret_key: str, users: int) -> FakeClerkAPI:
+        """A started instance holding ``users`` users (``user_1``…), three organizations and
+        four memberships (``user_1``…``user_4``), each created in that order."""
+        from tests import clerk
+
+        return cls(
+            secret_key,
+            [
+                clerk.user(f"user_{n}", 100 + n, email=f"u{n}@example.com")
+                for n in range(1, users + 1)
+            ],
+            [clerk.organization(f"org_{n}", 100 + n, name=f"Org{n}") for n in range(1, 4)],
+            [
+                clerk.membership(f"orgmem_{n}", f"org_{1 + n % 3}", f"user_{n}", 100 + n)
+                for n in range(1, 5)
+            ],
+        ).start()
+
     def __init__(self, secret_key: str, users=(), organizations=(), memberships=()) -> None:
         self.secret_key = secret_key
         self.lists: dict[str, list[dict]] = {

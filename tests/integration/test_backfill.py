@@ -21,13 +21,7 @@ FAST = RetryPolicy(attempts=3, backoff_s=0.01)
 
 @pytest.fixture
 def clerk_api(clean):
-    users = [clerk.user(f"user_{n}", 100 + n, email=f"u{n}@example.com") for n in range(1, 8)]
-    orgs = [clerk.organization(f"org_{n}", 100 + n, name=f"Org{n}") for n in range(1, 4)]
-    memberships = [
-        clerk.membership(f"orgmem_{n}", f"org_{1 + n % 3}", f"user_{n}", 100 + n)
-        for n in range(1, 5)
-    ]
-    api = FakeClerkAPI(API_KEY, users, orgs, memberships).start()
+    api = FakeClerkAPI.directory(API_KEY, users=7)
     yield api
     api.stop()
 

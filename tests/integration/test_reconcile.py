@@ -19,13 +19,7 @@ TOMBSTONE = {"id", "deleted", "deletedAt"}
 
 @pytest.fixture
 def clerk_api(clean):
-    users = [clerk.user(f"user_{n}", 100 + n, email=f"u{n}@example.com") for n in range(1, 9)]
-    orgs = [clerk.organization(f"org_{n}", 100 + n, name=f"Org{n}") for n in range(1, 4)]
-    memberships = [
-        clerk.membership(f"orgmem_{n}", f"org_{1 + n % 3}", f"user_{n}", 100 + n)
-        for n in range(1, 5)
-    ]
-    api = FakeClerkAPI(API_KEY, users, orgs, memberships).start()
+    api = FakeClerkAPI.directory(API_KEY, users=8)
     yield api
     api.stop()
 
