@@ -14,6 +14,7 @@ import requests
 from tests import partner
 from tests.support import request_log, wait_for
 
+ATTACKER_SECRET = "attacker-chosen"  # noqa: S105 (a test value)
 STRIPE_SECRET = "whsec_" + base64.b64encode(b"stripe endpoint secret 32 bytes!").decode()
 GITHUB_SECRET = "It's a Secret to Everybody"  # noqa: S105 (GitHub's documented example)
 
@@ -320,6 +321,17 @@ def test_a_provider_secret_is_sealed_and_never_echoed(tenant, github_source, db)
         assert (
             GITHUB_SECRET not in shown and "secret" not in json.loads(shown).get("items", [{}])[0]
         )
+
+
+def test_another_tenant_can_neither_read_nor_set_a_provider_secret(clean, ingest_url, tenant, db):
+    source = tenant.create("GitHub", provider="github").json()
+    mallory = partner.SourceAPI(ingest_url, clean.issuer.session_token("user_mallory"))
+    assert mallory.rotate(source["id"], secret=ATTACKER_SECRET).status_code == 404
+    assert mallory.get(source["id"]).status_code == 404
+    assert db.collection("sources").document(source["id"]).get().to_dict()["keys"] == []
+    body = b"{}"
+    forged = post(source["url"], body, partner.github_headers(ATTACKER_SECRET, body))
+    assert forged.status_code == 401 and forged.json()["error"]["code"] == "no_secret_set"
 
 
 def test_a_github_source_does_not_accept_the_inlet_or_stripe_schemes(github_source):
