@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 MAX_AGE_S = 5 * 60
 MAX_FUTURE_S = 60
 MAX_SIGNATURES = 8
+# An ed25519 check costs about ten HMACs: a sender has at most two keys that verify (one during
+# a rotation's grace), so more v1a entries than that are refused before any is checked.
+MAX_ED25519_SIGNATURES = 2
 # \Z, not $: "$" also matches before a trailing newline, which would let "key\n" through.
 _KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
 _HEX_SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}\Z")
@@ -41,6 +44,7 @@ _UNIX_SECONDS = re.compile(r"^(0|[1-9][0-9]{0,11})\Z")
 _STANDARD_SIGNATURE = re.compile(r"^v1,[A-Za-z0-9+/]{43}=\Z")  # base64 of an HMAC-SHA256
 _ED25519_SIGNATURE = re.compile(r"^v1a,[A-Za-z0-9+/]{86}==\Z")  # base64 of 64 bytes
 _GITHUB_SIGNATURE = re.compile(r"^sha256=[0-9a-fA-F]{64}\Z")
+_PUBLIC_KEY = re.compile(r"^whpk_[A-Za-z0-9+/]{43}=\Z")  # base64 of an ed25519 public key
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 Scheme = Literal["inlet", "standard", "github", "stripe"]
 # Which request schemes each kind of source verifies, by (provider, signing); README "ingest".
@@ -114,9 +118,13 @@ def parse_headers(headers: Mapping[str, str]) -> SignedRequest:
         entries = standard["webhook-signature"].split(" ")
         hmacs = [e for e in entries if _STANDARD_SIGNATURE.match(e)]
         ed25519 = tuple(base64.b64decode(e[4:]) for e in entries if _ED25519_SIGNATURE.match(e))
-        if not (hmacs or ed25519) or len(hmacs) + len(ed25519) > MAX_SIGNATURES:
+        if (
+            not (hmacs or ed25519)
+            or len(hmacs) + len(ed25519) > MAX_SIGNATURES
+            or len(ed25519) > MAX_ED25519_SIGNATURES
+        ):
             raise InvalidSignatureHeader(
-                "webhook-signature must hold v1,<base64> or v1a,<base64> entries"
+                "webhook-signature must hold v1,<base64> or (at most two) v1a,<base64> entries"
             )
         standard["webhook-signature"] = " ".join(hmacs)
         return SignedRequest("standard", timestamp, standard["webhook-id"], (), standard, ed25519)
@@ -178,9 +186,6 @@ def inlet_signature(secret: str, timestamp: int, body: bytes) -> str:
     """The hex HMAC-SHA256 a partner sends: key = the secret's UTF-8 bytes."""
     message = str(timestamp).encode() + b"." + body
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-_PUBLIC_KEY = re.compile(r"^whpk_[A-Za-z0-9+/]{43}=\Z")  # base64 of 32 bytes
 
 
 def public_key(text: object) -> Ed25519PublicKey:

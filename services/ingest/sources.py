@@ -155,19 +155,15 @@ def create(
     _require_admin(principal)
     label, retention = _label(body), _retention(body)
     provider, signing = _kind(body)
-    public_key = _public_key(body) if signing == "ed25519" else None
+    source_id = ids.new()
+    now = dt.datetime.now(dt.UTC)
+    keys, secret = [], None  # a provider source: no secret until the team sets the provider's
+    if provider == "inlet":
+        key, secret = _new_keys(keyring, source_id, (provider, signing), body, now)
+        keys = [key]
     if source_store.owner_deleted(principal.user_id, principal.org_id):
         raise Forbidden("this user or organization has been deleted", code="owner_deleted")
     db = store.client()
-    source_id = ids.new()
-    secret = new_secret() if provider == "inlet" and signing == "hmac" else None
-    now = dt.datetime.now(dt.UTC)
-    if public_key is not None:
-        keys = [_public_key_entry(public_key, now)]
-    elif secret is not None:
-        keys = [_new_key(keyring, source_id, secret, now)]
-    else:
-        keys = []  # a provider source: no secret until the team sets the provider's
     record = {
         "id": source_id,
         "owner": principal.owner,
@@ -235,12 +231,11 @@ def rotate(
 
     stored = snap.to_dict()
     kind = (stored.get("provider", "inlet"), stored.get("signing", "hmac"))
-    _new_keys(keyring, source_id, kind, body, dt.datetime.now(dt.UTC))  # 400s before any write
+    key, secret = _new_keys(keyring, source_id, kind, body, dt.datetime.now(dt.UTC))
 
     def attempt() -> dict[str, Any]:
         snap = read.pop() if read else source_store.owned(principal, source_id)
         now = dt.datetime.now(dt.UTC)
-        key, secret = _new_keys(keyring, source_id, kind, body, now)
         keys = [key]
         current = next((k for k in snap.get("keys") if k.get("expiresAt") is None), None)
         if current is not None and grace > 0:

@@ -706,3 +706,18 @@ def test_the_header_order_decides_the_scheme():
     assert parse_headers({**github, **stripe, **inlet}).scheme == "inlet"
     assert parse_headers({**github, **stripe}).scheme == "stripe"
     assert parse_headers({**github, "webhook-id": "m"}).scheme == "github"
+
+
+def test_two_v1a_entries_are_checked_and_a_third_is_refused_before_any_check():
+    from services.ingest.signature import MAX_ED25519_SIGNATURES
+
+    private, public = ed25519_pair()
+    other, _ = ed25519_pair()
+    good = v1a_headers(private, BODY)
+    decoy = v1a_headers(other, BODY)["webhook-signature"]
+    two = {**good, "webhook-signature": f"{decoy} {good['webhook-signature']}"}
+    assert MAX_ED25519_SIGNATURES == 2
+    assert matching_key(parse_headers(two), BODY, [("k", public)]) == "k"
+    three = {**good, "webhook-signature": f"{decoy} {decoy} {good['webhook-signature']}"}
+    with pytest.raises(InvalidSignatureHeader):
+        parse_headers(three)
