@@ -25,6 +25,58 @@ def headers(secret: str, body: bytes, key: str | None = None, timestamp: int | N
     }
 
 
+def stripe_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """Headers exactly as Stripe signs: ``t=…,v1=<hex HMAC of "<t>.<body>">``, keyed with the
+    whole ``whsec_…`` string. Stripe's own ``construct_event`` must accept every one we send."""
+    import stripe
+
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    header = f"t={timestamp},v1={digest.hexdigest()}"
+    stripe.Webhook.construct_event(body, header, secret, tolerance=10**10)  # raises if not
+    return {"Content-Type": "application/json", "Stripe-Signature": header}
+
+
+def github_headers(secret: str, body: bytes, delivery: str | None = None) -> dict[str, str]:
+    """Headers as GitHub sends them: ``X-Hub-Signature-256: sha256=<hex HMAC of the body>``."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": f"sha256={digest}",
+    }
+
+
+def ed25519_keys() -> tuple[object, str]:
+    """A partner's new ed25519 key pair: the private key, and ``whpk_<base64>`` for Inlet."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    raw = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return private, "whpk_" + base64.b64encode(raw).decode()
+
+
+def ed25519_headers(private, body: bytes, msg_id: str | None = None, timestamp=None):
+    """Standard Webhooks ``v1a`` headers: ed25519 over ``<id>.<timestamp>.<body>``."""
+    import base64
+
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signed = private.sign(f"{msg_id}.{timestamp}.".encode() + body)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1a," + base64.b64encode(signed).decode(),
+    }
+
+
 def send(url: str, secret: str, event=None, *, key=None, body: bytes | None = None, **kw):
     body = (
         json.dumps(event if event is not None else {"amount": 1}).encode() if body is None else body

@@ -11,8 +11,9 @@ from typing import Any
 
 
 def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """``{id, label, retention, url, eventCount, lastEventAt, createdAt}`` (+ ``secret`` when the
-    record carries one: at creation and rotation only)."""
+    """``{id, label, retention, url, eventCount, lastEventAt, createdAt, provider, signing}``
+    (+ ``secret`` when the record carries one: at creation and rotation of an ``inlet``/``hmac``
+    source only). Records older than providers and ed25519 read as ``inlet``/``hmac``."""
     shown = {
         "id": record["id"],
         "label": record["label"],
@@ -21,6 +22,8 @@ def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
         "eventCount": int(record.get("eventCount") or 0),
         "lastEventAt": iso(record.get("lastEventAt")),
         "createdAt": iso(record["createdAt"]),
+        "provider": record.get("provider", "inlet"),
+        "signing": record.get("signing", "hmac"),
     }
     if "secret" in record:
         shown["secret"] = record["secret"]

@@ -6,6 +6,9 @@ source), so a freshly rotated secret verifies at once. Ids this deployment did n
 keyed check fails) are refused before any lookup and never enter the cache, so a flood of
 random ids costs no Firestore call. Deleted (or never stored) sources with a valid id are
 cached apart from live ones, so they cannot evict a live source's keys either.
+
+A key is a sealed secret (opened here, audited once per load) or, for ``signing: ed25519``
+sources, a partner's public key stored plainly (loaded once per cache entry).
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from services.common import source_store, store
 from services.common.crypto import Keyring, Sealed
+from services.ingest.signature import public_key
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 TTL_S = 30.0
 RELOAD_AFTER_S = 1.0
@@ -26,7 +34,7 @@ MAX_ABSENT = 10_000  # deleted or unknown sources with a valid id, kept apart fr
 @dataclass(frozen=True)
 class VerificationKey:
     key_id: str
-    secret: str
+    secret: str | Ed25519PublicKey  # a signing secret, or an ed25519 source's public key
     expires_at: float | None  # unix seconds; None for the current key
 
     def active(self, now: float) -> bool:
@@ -39,8 +47,10 @@ class Entry:
     found: bool
     keys: tuple[VerificationKey, ...] = ()
     reloaded_at: float = field(default=0.0)
+    provider: str = "inlet"  # "inlet", "github" or "stripe"
+    signing: str = "hmac"  # "hmac" or "ed25519"
 
-    def active_keys(self) -> list[tuple[str, str]]:
+    def active_keys(self) -> list[tuple[str, str | Ed25519PublicKey]]:
         now = time.time()
         return [(k.key_id, k.secret) for k in self.keys if k.active(now)]
 
@@ -95,7 +105,13 @@ class KeyCache:
         if record is None or record.get("deleted"):
             entry = Entry(time.monotonic(), found=False)
         else:
-            entry = Entry(time.monotonic(), True, self._open(source_id, record, previous))
+            entry = Entry(
+                time.monotonic(),
+                True,
+                self._open(source_id, record, previous),
+                provider=record.get("provider", "inlet"),
+                signing=record.get("signing", "hmac"),
+            )
         if previous is not None:
             entry.reloaded_at = previous.reloaded_at
         with self._lock:
@@ -110,13 +126,15 @@ class KeyCache:
         return entry
 
     def _open(self, source_id: str, record: dict, previous: Entry | None) -> tuple:
-        """Decrypt the source's keys, reusing secrets this instance already holds."""
+        """Decrypt the source's keys, reusing secrets and public keys this instance holds."""
         known = {k.key_id: k.secret for k in previous.keys} if previous else {}
         keys, opened = [], []
         for item in record.get("keys", []):
             expires = item.get("expiresAt")
             secret = known.get(item["id"])
-            if secret is None:
+            if secret is None and "publicKey" in item:
+                secret = public_key(item["publicKey"])
+            elif secret is None:
                 sealed = Sealed.from_record(item["sealed"])
                 secret = self._keyring.open(sealed, source_id.encode()).decode()
                 opened.append(item["id"])

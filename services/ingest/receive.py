@@ -21,7 +21,7 @@ from services.common.errors import (
 )
 from services.common.http import read_body
 from services.ingest import signature
-from services.ingest.keys import KeyCache
+from services.ingest.keys import Entry, KeyCache
 
 MAX_BODY = 256 * 1024
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
@@ -35,22 +35,45 @@ class Stored:
 
 def receive(request: Request, source_id: str, keys: KeyCache) -> Stored:
     body = read_body(request, MAX_BODY)  # 1: 413, also for chunked bodies
-    signed = signature.parse_headers(request.headers)  # 2: 400
+    signed = signature.parse_headers(request.headers)  # 2: 400 (the scheme, from headers)
     if request.mimetype != "application/json":  # 3: 415
         raise UnsupportedMediaType("Content-Type must be application/json")
-    signature.check_timestamp(signed.timestamp, time.time())  # 4: 401
+    signature.check_timestamp(signed.timestamp, time.time())  # 4: 401 (none for GitHub)
     entry = keys.get(source_id)  # 5: 404 (cached, also when unknown)
     if not entry.found:
         raise NotFound("unknown source")
-    key_id = signature.matching_key(signed, body, entry.active_keys())  # 6: 401
+    key_id = matching_key(source_id, signed, body, entry, keys)  # 6: 401
+    document = strict_json.parse(body)  # 7: 400
+    signed = signature.with_event_id(signed, document)  # 7: 400 (Stripe: the event's id)
+    # 8: 200, 8': 422 (inlet sources only: a provider's re-delivery is a duplicate), 9: 202
+    return store_event(source_id, signed, body, key_id, refuse_reuse=entry.provider == "inlet")
+
+
+def matching_key(
+    source_id: str, signed: signature.SignedRequest, body: bytes, entry: Entry, keys: KeyCache
+) -> str:
+    """Step 6: the id of the key that verifies the request, or a 401 saying why none does.
+
+    A mismatch may mean a key set on another instance a moment ago: the entry is reloaded, at
+    most once a second per source, before refusing. Every check here is O(keys) and allocation
+    light: this is the refusal path a flood of bad signatures takes.
+    """
+    if not signature.accepts(entry.provider, entry.signing, signed.scheme):
+        raise Unauthorized(
+            f"this source does not accept {signed.scheme} signatures", code="scheme_not_accepted"
+        )
+    key_id = signature.matching_key(signed, body, entry.active_keys())
     if key_id is None:
         fresher = keys.reload_after_mismatch(source_id, entry)
         if fresher is not None and fresher.found:
-            key_id = signature.matching_key(signed, body, fresher.active_keys())
+            entry = fresher
+            key_id = signature.matching_key(signed, body, entry.active_keys())
+        if key_id is None and not entry.keys:
+            # A provider source verifies nothing until its secret is set (rotate-secret).
+            raise Unauthorized("this source has no secret set yet", code="no_secret_set")
         if key_id is None:
             raise Unauthorized("no signature matches", code="invalid_signature")
-    strict_json.parse(body)  # 7: 400
-    return store_event(source_id, signed, body, key_id)  # 8: 200, 8': 422, 9: 202
+    return key_id
 
 
 def new_event_id() -> str:
@@ -59,14 +82,21 @@ def new_event_id() -> str:
 
 
 def store_event(
-    source_id: str, signed: signature.SignedRequest, body: bytes, key_id: str
+    source_id: str,
+    signed: signature.SignedRequest,
+    body: bytes,
+    key_id: str,
+    *,
+    refuse_reuse: bool = True,
 ) -> Stored:
     """Store the event, or find the one its idempotency key already names.
 
     The key's document keeps the SHA-256 of the first body: a repeat with the same bytes is a
     duplicate, a repeat with other bytes is refused (422) and stores nothing, as the IETF
     Idempotency-Key draft says. Key documents written before the digest was kept carry none;
-    their repeats stay duplicates until the key expires (24 h).
+    their repeats stay duplicates until the key expires (24 h). ``refuse_reuse=False`` (GitHub
+    and Stripe sources) answers every repeat as a duplicate: a provider re-renders fields such
+    as Stripe's ``pending_webhooks`` when it re-delivers the same event.
     """
     from google.api_core import exceptions as gexc
 
@@ -88,7 +118,10 @@ def store_event(
         }
         event = {
             "receivedAt": now,
-            "signedAt": dt.datetime.fromtimestamp(signed.timestamp, dt.UTC),
+            # GitHub signs no time: its events say when they arrived instead.
+            "signedAt": now
+            if signed.timestamp is None
+            else dt.datetime.fromtimestamp(signed.timestamp, dt.UTC),
             "idempotencyKey": signed.idempotency_key,
             "size": len(body),
             "body": body,
@@ -113,7 +146,8 @@ def store_event(
             return Stored(event_id, duplicate=False)  # our commit landed; its retry did not
         if seen.get("expireAt") > now:
             first_digest = seen.to_dict().get("bodySha256")
-            if first_digest is not None and not hmac.compare_digest(first_digest, body_digest):
+            reused = first_digest is not None and not hmac.compare_digest(first_digest, body_digest)
+            if reused and refuse_reuse:
                 raise Unprocessable(
                     "this idempotency key was used with a different body",
                     code="idempotency_key_reused",

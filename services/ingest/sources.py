@@ -2,13 +2,18 @@
 "ingest").
 
 Secrets are shown once, at creation or rotation, and stored only sealed with AES-256-GCM under
-the key-encryption key, the source id bound in as associated data.
+the key-encryption key, the source id bound in as associated data. A source's ``provider``
+(``inlet``, ``github``, ``stripe``) and ``signing`` (``hmac``, ``ed25519``) decide its keys: an
+``inlet``/``hmac`` source gets a generated secret; an ``ed25519`` source holds only its partner's
+public key (nothing secret at rest); a GitHub or Stripe source holds the secret the team copies
+from the provider, set with ``rotate-secret {"secret"}`` and never shown back.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import secrets
 from typing import Any
 
@@ -17,12 +22,18 @@ from services.common.auth import Principal
 from services.common.contention import Contended, retry_contended
 from services.common.crypto import Keyring
 from services.common.errors import BadRequest, Forbidden
+from services.ingest import signature
 
 DEFAULT_RETENTION = 1_000
 MAX_RETENTION = 100_000
 MAX_GRACE_S = 86_400
 MAX_LABEL = 200
 PAGE_SIZE = 100
+PROVIDERS = ("inlet", "github", "stripe")
+SIGNINGS = ("hmac", "ed25519")
+MAX_PROVIDER_SECRET = 1024
+# Printable ASCII without surrounding spaces (\Z, not $: "$" would let a final "\n" through).
+_PROVIDER_SECRET = re.compile(r"^[\x21-\x7e]([\x20-\x7e]{0,1022}[\x21-\x7e])?\Z")
 
 
 def new_secret() -> str:
@@ -37,6 +48,78 @@ def _new_key(keyring: Keyring, source_id: str, secret: str, now: dt.datetime) ->
         "createdAt": now,
         "expiresAt": None,
     }
+
+
+def _public_key_entry(public_key: str, now: dt.datetime) -> dict[str, Any]:
+    """An ed25519 source's key: the partner's public key, stored plainly (nothing secret)."""
+    return {
+        "id": "key_" + secrets.token_hex(6),
+        "publicKey": public_key,
+        "createdAt": now,
+        "expiresAt": None,
+    }
+
+
+def _kind(body: dict[str, Any]) -> tuple[str, str]:
+    """The ``provider`` and ``signing`` a creation asks for; 400 naming the field if invalid."""
+    provider, signing = body.get("provider", "inlet"), body.get("signing", "hmac")
+    if provider not in PROVIDERS:
+        raise BadRequest(f"provider must be one of {', '.join(PROVIDERS)}")
+    if signing not in SIGNINGS:
+        raise BadRequest(f"signing must be one of {', '.join(SIGNINGS)}")
+    if signing == "ed25519" and provider != "inlet":
+        raise BadRequest("signing: ed25519 is for inlet sources; a provider signs its own way")
+    if "secret" in body:
+        raise BadRequest("secret is not taken at creation: set it with rotate-secret")
+    if signing != "ed25519" and "publicKey" in body:
+        raise BadRequest("publicKey needs signing: ed25519")
+    return provider, signing
+
+
+def _public_key(body: dict[str, Any]) -> str:
+    value = body.get("publicKey")
+    try:
+        signature.public_key(value)
+    except ValueError:
+        raise BadRequest("publicKey must be whpk_<base64 of a 32-byte ed25519 key>") from None
+    return value
+
+
+def _provider_secret(provider: str, body: dict[str, Any]) -> str:
+    """The secret a team copies from GitHub or Stripe: sealed like any other, never echoed."""
+    value = body.get("secret")
+    if not isinstance(value, str) or not _PROVIDER_SECRET.match(value):
+        raise BadRequest(
+            f"secret must be the {provider} webhook secret: 1-{MAX_PROVIDER_SECRET} printable "
+            "ASCII characters without surrounding spaces"
+        )
+    if provider == "stripe" and not value.startswith("whsec_"):
+        raise BadRequest("secret must be the Stripe endpoint's signing secret (whsec_…)")
+    return value
+
+
+def _new_keys(
+    keyring: Keyring,
+    source_id: str,
+    kind: tuple[str, str],
+    body: dict[str, Any],
+    now: dt.datetime,
+) -> tuple[dict[str, Any], str | None]:
+    """The key a creation or rotation stores, and the secret to show once (None when nothing
+    is shown). Body fields that do not fit the source's kind are a 400 naming them."""
+    provider, signing = kind
+    if signing == "ed25519":
+        if "secret" in body:
+            raise BadRequest("secret is for github and stripe sources; send publicKey")
+        return _public_key_entry(_public_key(body), now), None
+    if "publicKey" in body:
+        raise BadRequest("publicKey is for signing: ed25519 sources")
+    if provider != "inlet":
+        return _new_key(keyring, source_id, _provider_secret(provider, body), now), None
+    if "secret" in body:
+        raise BadRequest("secret is for github and stripe sources; inlet secrets are generated")
+    secret = new_secret()
+    return _new_key(keyring, source_id, secret, now), secret
 
 
 def _label(body: dict[str, Any]) -> str:
@@ -71,12 +154,16 @@ def create(
 ) -> dict[str, Any]:
     _require_admin(principal)
     label, retention = _label(body), _retention(body)
+    provider, signing = _kind(body)
+    source_id = ids.new()
+    now = dt.datetime.now(dt.UTC)
+    keys, secret = [], None  # a provider source: no secret until the team sets the provider's
+    if provider == "inlet":
+        key, secret = _new_keys(keyring, source_id, (provider, signing), body, now)
+        keys = [key]
     if source_store.owner_deleted(principal.user_id, principal.org_id):
         raise Forbidden("this user or organization has been deleted", code="owner_deleted")
     db = store.client()
-    source_id = ids.new()
-    secret = new_secret()
-    now = dt.datetime.now(dt.UTC)
     record = {
         "id": source_id,
         "owner": principal.owner,
@@ -87,14 +174,16 @@ def create(
         "deleted": False,
         "deletedAt": None,
         "purgedAt": None,
-        "keys": [_new_key(keyring, source_id, secret, now)],
+        "provider": provider,
+        "signing": signing,
+        "keys": keys,
     }
     batch = db.batch()
     batch.create(source_store.source_ref(source_id), record)
     audit = source_store.audit_entry("source.created", principal.user_id, source_id)
     batch.set(db.collection(source_store.AUDIT).document(), audit)
     batch.commit(retry=store.retry())
-    return {**record, "secret": secret}
+    return {**record, "secret": secret} if secret is not None else record
 
 
 def list_owned(principal: Principal, cursor: str | None, limit: int = PAGE_SIZE):
@@ -122,9 +211,11 @@ def list_owned(principal: Principal, cursor: str | None, limit: int = PAGE_SIZE)
 def rotate(
     principal: Principal, source_id: str, body: dict[str, Any], keyring: Keyring
 ) -> dict[str, Any]:
-    """A new current secret; the previous one verifies for ``graceSeconds`` more.
+    """A new current key; the previous one verifies for ``graceSeconds`` more.
 
-    At most two secrets verify at once: rotating during a grace period ends the older one.
+    The new key is a generated secret (``inlet``/``hmac``, shown once), the ``publicKey`` sent
+    (``ed25519``) or the provider's ``secret`` sent (GitHub, Stripe; never shown back). At most
+    two keys verify at once: rotating during a grace period ends the older one.
     """
     from google.api_core import exceptions as gexc
 
@@ -138,11 +229,14 @@ def rotate(
     db = store.client()
     read = [snap]
 
+    stored = snap.to_dict()
+    kind = (stored.get("provider", "inlet"), stored.get("signing", "hmac"))
+    key, secret = _new_keys(keyring, source_id, kind, body, dt.datetime.now(dt.UTC))
+
     def attempt() -> dict[str, Any]:
         snap = read.pop() if read else source_store.owned(principal, source_id)
         now = dt.datetime.now(dt.UTC)
-        secret = new_secret()
-        keys = [_new_key(keyring, source_id, secret, now)]
+        keys = [key]
         current = next((k for k in snap.get("keys") if k.get("expiresAt") is None), None)
         if current is not None and grace > 0:
             keys.append({**current, "expiresAt": now + dt.timedelta(seconds=grace)})
@@ -160,7 +254,8 @@ def rotate(
             batch.commit(retry=store.retry())
         except gexc.FailedPrecondition:
             raise Contended from None  # rotated concurrently: start from the newer state
-        return {**snap.to_dict(), "keys": keys, "secret": secret}
+        rotated = {**snap.to_dict(), "keys": keys}
+        return {**rotated, "secret": secret} if secret is not None else rotated
 
     return retry_contended(attempt, message="the source is being changed concurrently, retry")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import string
+import time
 
+import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -68,3 +70,60 @@ def test_clerk_webhook_refuses_hostile_requests_without_a_500(
         f"{clean.url('clerk-sync')}/webhooks/clerk", data=body, headers=hdrs, timeout=10
     )
     assert answer.status_code in {400, 401, 413}, (answer.status_code, answer.text)
+
+
+@pytest.fixture
+def signed_sources(tenant) -> dict[str, dict]:
+    """One source of each other kind, with its key material (README "GitHub sources", "Stripe
+    sources", "ed25519 (v1a) sources")."""
+    private, public = partner.ed25519_keys()
+    github = tenant.create("GitHub", provider="github").json()
+    assert tenant.rotate(github["id"], secret=GITHUB_SECRET).status_code == 200
+    stripe = tenant.create("Stripe", provider="stripe").json()
+    assert tenant.rotate(stripe["id"], secret=STRIPE_SECRET).status_code == 200
+    ed25519 = tenant.create("Ed", signing="ed25519", publicKey=public).json()
+    return {"github": github, "stripe": stripe, "ed25519": {**ed25519, "private": private}}
+
+
+GITHUB_SECRET = "hostile-input"  # noqa: S105 (a test value)
+STRIPE_SECRET = "whsec_" + "A" * 43 + "="
+provider_header = st.one_of(
+    header_text,
+    st.builds(lambda v: f"sha256={v}", st.text("0123456789abcdefABCDEF", max_size=70)),
+    st.builds(lambda t, v: f"t={t},v1={v}", st.integers(-(10**13), 10**13), header_text),
+    st.builds(lambda v: f"v1a,{v}", st.text(string.ascii_letters + "+/=", max_size=90)),
+)
+
+
+@fuzz
+@given(
+    name=st.sampled_from(["Stripe-Signature", "X-Hub-Signature-256", "webhook-signature"]),
+    value=provider_header,
+    delivery=st.one_of(st.none(), header_text),
+    body=bodies,
+)
+def test_provider_and_ed25519_sources_refuse_hostile_requests_without_a_500(
+    signed_sources, name, value, delivery, body
+):
+    hdrs = {"Content-Type": "application/json", name: value}
+    if delivery is not None:
+        hdrs.update({"X-GitHub-Delivery": delivery, "webhook-id": delivery})
+        hdrs["webhook-timestamp"] = str(int(time.time()))
+    for source in signed_sources.values():
+        answer = requests.post(source["url"], data=body, headers=hdrs, timeout=10)
+        assert answer.status_code in refusals, (answer.status_code, answer.text)
+        assert answer.json()["error"]["code"]
+
+
+@fuzz
+@given(body=bodies)
+def test_good_github_and_v1a_signatures_over_any_bytes_store_only_strict_json(signed_sources, body):
+    github = signed_sources["github"]
+    answer = requests.post(
+        github["url"], data=body, headers=partner.github_headers(GITHUB_SECRET, body), timeout=10
+    )
+    assert answer.status_code in {202, 400}, (answer.status_code, answer.text)
+    ed25519 = signed_sources["ed25519"]
+    hdrs = partner.ed25519_headers(ed25519["private"], body)
+    answer = requests.post(ed25519["url"], data=body, headers=hdrs, timeout=10)
+    assert answer.status_code in {202, 400}, (answer.status_code, answer.text)

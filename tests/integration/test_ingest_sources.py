@@ -42,8 +42,11 @@ def test_create_returns_the_source_and_its_secret_once(tenant, db):
         "eventCount",
         "lastEventAt",
         "createdAt",
+        "provider",
+        "signing",
         "secret",
     }
+    assert body["provider"] == "inlet" and body["signing"] == "hmac"
     assert body["url"].endswith(f"/webhooks/inbound/{body['id']}")
     assert body["retention"] == 50 and body["eventCount"] == 0 and body["lastEventAt"] is None
     assert body["secret"].startswith("whsec_") and len(body["secret"]) == 6 + 44

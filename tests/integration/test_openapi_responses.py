@@ -210,3 +210,39 @@ def test_a_path_the_framework_cannot_route_is_a_json_404(stack, service):
     assert answer.status_code == 404
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_ed25519_and_provider_source_answers_conform(clean, tenant):
+    """Sources without a secret to show (ed25519, GitHub, Stripe) and their refusals."""
+    github_secret = "s3cret"  # noqa: S105 (a test value)
+    rotate = "/v1/sources/{sourceId}/rotate-secret"
+    _, public = partner.ed25519_keys()
+    ed25519 = conforms(
+        tenant.create("Ed", signing="ed25519", publicKey=public), "POST", "/v1/sources"
+    )
+    assert ed25519.status_code == 201 and "secret" not in ed25519.json()
+    _, newer = partner.ed25519_keys()
+    answer = conforms(tenant.rotate(ed25519.json()["id"], publicKey=newer), "POST", rotate)
+    assert answer.status_code == 200
+    assert (
+        conforms(tenant.create("Bad", signing="ed25519"), "POST", "/v1/sources").status_code == 400
+    )
+    github = conforms(tenant.create("GitHub", provider="github"), "POST", "/v1/sources").json()
+    body = b"{}"
+    refused = requests.post(
+        github["url"], data=body, timeout=30, headers=partner.github_headers(github_secret, body)
+    )
+    assert conforms(refused, "POST", "/webhooks/inbound/{sourceId}").status_code == 401
+    answer = conforms(tenant.rotate(github["id"], secret=github_secret), "POST", rotate)
+    assert answer.status_code == 200 and "secret" not in answer.json()
+    accepted = requests.post(
+        github["url"], data=body, timeout=30, headers=partner.github_headers(github_secret, body)
+    )
+    assert conforms(accepted, "POST", "/webhooks/inbound/{sourceId}").status_code == 202
+    other = requests.post(
+        github["url"], data=body, timeout=30, headers=partner.headers(github_secret, body)
+    )
+    assert conforms(other, "POST", "/webhooks/inbound/{sourceId}").status_code == 401
+    assert conforms(tenant.get(github["id"]), "GET", "/v1/sources/{sourceId}").json()[
+        "provider"
+    ] == ("github")

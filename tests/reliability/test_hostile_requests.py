@@ -131,7 +131,10 @@ def hostile_request(draw, session: str):
         ("svix-id", printable),
         ("svix-timestamp", st.one_of(printable, st.integers(-(10**12), 10**12).map(str))),
         ("svix-signature", printable),
-        ("webhook-signature", printable),
+        ("webhook-signature", st.one_of(printable, st.just("v1a," + "A" * 86 + "=="))),
+        ("Stripe-Signature", st.one_of(printable, st.just("t=1,v1=" + "0" * 64))),
+        ("X-Hub-Signature-256", st.one_of(printable, st.just("sha256=" + "0" * 64))),
+        ("X-GitHub-Delivery", printable),
         ("Content-Encoding", st.sampled_from(["gzip", "br", "identity"])),
     ):
         if draw(st.booleans()):

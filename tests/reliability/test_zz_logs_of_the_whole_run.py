@@ -17,6 +17,9 @@ SHAPES = {
     "admin key": re.compile(r"inlet_ak_[0-9a-f]{16}_[0-9a-f]{16,}"),
     "Inlet signature": re.compile(r"v1=[0-9a-f]{64}"),
     "Svix signature": re.compile(r"v1,[A-Za-z0-9+/]{40,}={0,2}"),
+    "ed25519 signature": re.compile(r"v1a,[A-Za-z0-9+/]{40,}={0,2}"),
+    "ed25519 private key": re.compile(r"whsk_[A-Za-z0-9+/=]{8,}"),
+    "GitHub signature": re.compile(r"sha256=[0-9a-fA-F]{64}"),
     "Clerk secret key": re.compile(r"sk_(test|live)_[A-Za-z0-9]{8,}"),
     "private key": re.compile(r"PRIVATE KEY"),
 }

@@ -258,14 +258,23 @@ def test_standard_webhooks_id_follows_the_idempotency_key_rules(msg_id):
 
 
 _HEADER_NAMES = st.sampled_from(
-    ["Inlet-Signature", "Idempotency-Key", "webhook-id", "webhook-timestamp", "webhook-signature"]
+    [
+        "Inlet-Signature",
+        "Idempotency-Key",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "Stripe-Signature",
+        "X-Hub-Signature-256",
+        "X-GitHub-Delivery",
+    ]
 )
 # Header values as WSGI hands them over: latin-1 text, occasionally shaped like the real thing.
 _HEADER_TEXT = st.one_of(
     st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=300),
     st.lists(
         st.tuples(
-            st.sampled_from(["t", "v1", "v0", "", " t", "v1 "]),
+            st.sampled_from(["t", "v1", "v0", "", " t", "v1 ", "sha256", "v1a,"]),
             st.sampled_from(["=", "", "=="]),
             st.one_of(
                 st.text(max_size=70),
@@ -284,8 +293,11 @@ def test_parse_headers_only_ever_raises_bad_request_for_arbitrary_header_text(va
         signed = parse_headers(values)
     except BadRequest:
         return
-    assert signed.scheme in ("inlet", "standard")
-    assert 1 <= len(signed.idempotency_key) <= 255
+    assert signed.scheme in ("inlet", "standard", "github", "stripe")
+    if signed.scheme == "stripe":
+        assert signed.idempotency_key is None  # read from the body after step 7
+    else:
+        assert 1 <= len(signed.idempotency_key) <= 255
 
 
 # --- The time window -----------------------------------------------------------------------------
@@ -491,3 +503,221 @@ def test_standard_webhooks_key_is_the_decoded_secret_not_the_whole_string():
     )
 
     assert matching_key(parse_headers(headers), BODY, [("k1", secret)]) is None
+
+
+# --- ed25519 (Standard Webhooks v1a) ---------------------------------------------------------
+
+
+def ed25519_pair():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    return private, private.public_key()
+
+
+def v1a_headers(private, body: bytes, msg_id: str = "msg_1", t: int = NOW) -> dict[str, str]:
+    entry = "v1a," + base64.b64encode(private.sign(f"{msg_id}.{t}.".encode() + body)).decode()
+    return {"webhook-id": msg_id, "webhook-timestamp": str(t), "webhook-signature": entry}
+
+
+def test_v1a_entries_are_decoded_and_kept_apart_from_v1_entries():
+    private, _ = ed25519_pair()
+    headers = v1a_headers(private, BODY)
+    v1 = "v1," + "A" * 43 + "="
+    headers["webhook-signature"] += " " + v1
+
+    signed = parse_headers(headers)
+
+    assert signed.scheme == "standard" and signed.headers["webhook-signature"] == v1
+    assert len(signed.ed25519) == 1 and len(signed.ed25519[0]) == 64
+
+
+def test_a_v1a_signature_matches_only_its_public_key():
+    private, public = ed25519_pair()
+    _, stranger = ed25519_pair()
+    signed = parse_headers(v1a_headers(private, BODY))
+
+    assert matching_key(signed, BODY, [("k_other", stranger), ("k_partner", public)]) == "k_partner"
+    assert matching_key(signed, BODY + b" ", [("k_partner", public)]) is None
+
+
+def test_a_v1a_signature_covers_the_id_and_the_timestamp():
+    private, public = ed25519_pair()
+    headers = v1a_headers(private, BODY, msg_id="msg_1", t=NOW)
+    headers["webhook-timestamp"] = str(NOW + 1)
+
+    assert matching_key(parse_headers(headers), BODY, [("k", public)]) is None
+
+
+def test_an_hmac_secret_ignores_v1a_entries_and_a_public_key_ignores_v1_entries():
+    private, public = ed25519_pair()
+    secret = new_secret()
+    only_v1a = parse_headers(v1a_headers(private, BODY))
+    only_v1 = parse_headers(standard_headers(secret, BODY))
+
+    assert matching_key(only_v1a, BODY, [("k_secret", secret)]) is None
+    assert matching_key(only_v1, BODY, [("k_public", public)]) is None
+
+
+@pytest.mark.parametrize("entry", ["v1a,abc", "v1a," + "A" * 86 + "=", "v1a " + "A" * 86 + "=="])
+def test_a_malformed_v1a_entry_alone_is_a_malformed_header(entry):
+    headers = {"webhook-id": "m", "webhook-timestamp": str(NOW), "webhook-signature": entry}
+
+    with pytest.raises(InvalidSignatureHeader):
+        parse_headers(headers)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [None, 42, "whpk_", "whpk_" + "A" * 43, "whsk_" + "A" * 43 + "=", "whpk_" + "A" * 44 + "=="],
+)
+def test_a_public_key_must_be_whpk_and_32_bytes(text):
+    from services.ingest.signature import public_key
+
+    with pytest.raises(ValueError):
+        public_key(text)
+
+
+# --- GitHub --------------------------------------------------------------------------------------
+
+
+def test_github_signature_agrees_with_githubs_documented_example():
+    """docs.github.com, "Validating webhook deliveries": secret "It's a Secret to Everybody",
+    payload "Hello, World!"."""
+    from services.ingest.signature import github_signature
+
+    expected = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert github_signature("It's a Secret to Everybody", b"Hello, World!") == expected
+    headers = {"X-Hub-Signature-256": f"sha256={expected.upper()}", "X-GitHub-Delivery": "d-1"}
+    signed = parse_headers(headers)
+    assert (signed.scheme, signed.timestamp, signed.idempotency_key) == ("github", None, "d-1")
+    secret = "It's a Secret to Everybody"  # noqa: S105 (GitHub's documented example)
+    assert matching_key(signed, b"Hello, World!", [("k", secret)]) == "k"
+    assert matching_key(signed, b"Hello, World?", [("k", secret)]) is None
+
+
+@pytest.mark.parametrize("value", ["sha1=" + "a" * 40, "sha256=" + "a" * 63, "sha256=" + "g" * 64])
+def test_a_malformed_github_signature_is_a_malformed_header(value):
+    with pytest.raises(InvalidSignatureHeader):
+        parse_headers({"X-Hub-Signature-256": value, "X-GitHub-Delivery": "d"})
+
+
+def test_github_without_a_delivery_id_is_a_bad_key():
+    with pytest.raises(BadRequest) as raised:
+        parse_headers({"X-Hub-Signature-256": "sha256=" + "a" * 64})
+    assert raised.value.code == "invalid_idempotency_key"
+
+
+def test_github_deliveries_have_no_time_window():
+    check_timestamp(None, now=NOW)  # nothing to refuse: GitHub signs no time
+
+
+# --- Stripe --------------------------------------------------------------------------------------
+
+
+def stripe_header(secret: str, body: bytes, t: int = NOW) -> str:
+    import stripe
+
+    header = f"t={t},v1={partner_signature(secret, t, body)}"
+    stripe.WebhookSignature.verify_header(body.decode(), header, secret, tolerance=None)
+    return header
+
+
+def test_a_stripe_signature_is_verified_and_its_key_waits_for_the_body():
+    secret = new_secret()
+    signed = parse_headers({"Stripe-Signature": stripe_header(secret, BODY)})
+
+    assert (signed.scheme, signed.timestamp, signed.idempotency_key) == ("stripe", NOW, None)
+    assert matching_key(signed, BODY, [("k", secret)]) == "k"
+    assert matching_key(signed, BODY, [("k", new_secret())]) is None
+
+
+def test_stripe_test_mode_and_unknown_entries_are_skipped():
+    secret = new_secret()
+    header = stripe_header(secret, BODY)
+    value = f"{header},v0={'0' * 64},v1=short,x=y"
+
+    assert matching_key(parse_headers({"Stripe-Signature": value}), BODY, [("k", secret)]) == "k"
+
+
+@pytest.mark.parametrize(
+    "value", ["v1=" + "a" * 64, "t=now,v1=" + "a" * 64, f"t={NOW}", f"t={NOW},v0={'a' * 64}"]
+)
+def test_a_stripe_header_without_t_or_a_v1_entry_is_malformed(value):
+    with pytest.raises(InvalidSignatureHeader):
+        parse_headers({"Stripe-Signature": value})
+
+
+@pytest.mark.parametrize(
+    ("document", "key"),
+    [({"id": "evt_1"}, "evt_1"), ({"id": "evt_" + "x" * 251}, "evt_" + "x" * 251)],
+)
+def test_a_stripe_events_id_becomes_its_idempotency_key(document, key):
+    from services.ingest.signature import with_event_id
+
+    signed = parse_headers({"Stripe-Signature": f"t={NOW},v1={hex_sig()}"})
+    assert with_event_id(signed, document).idempotency_key == key
+
+
+@pytest.mark.parametrize(
+    "document", [{}, {"id": 1}, {"id": ""}, {"id": "x" * 256}, {"id": "a\nb"}, [1], "evt_1", None]
+)
+def test_a_stripe_event_without_a_usable_id_is_a_bad_key(document):
+    from services.ingest.signature import with_event_id
+
+    signed = parse_headers({"Stripe-Signature": f"t={NOW},v1={hex_sig()}"})
+    with pytest.raises(BadRequest) as raised:
+        with_event_id(signed, document)
+    assert raised.value.code == "invalid_idempotency_key"
+
+
+def test_other_schemes_keep_their_header_key_whatever_the_body():
+    from services.ingest.signature import with_event_id
+
+    signed = parse_headers(inlet_headers(f"t={NOW},v1={hex_sig()}", key="k1"))
+    assert with_event_id(signed, {"id": "evt_other"}) is signed
+
+
+# --- which schemes a source accepts --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "signing", "accepted"),
+    [
+        ("inlet", "hmac", {"inlet", "standard"}),
+        ("inlet", "ed25519", {"standard"}),
+        ("github", "hmac", {"github"}),
+        ("stripe", "hmac", {"stripe"}),
+        ("github", "ed25519", set()),  # never created; accepts nothing if it were
+    ],
+)
+def test_each_kind_of_source_accepts_its_schemes_only(provider, signing, accepted):
+    from services.ingest.signature import accepts
+
+    schemes = {"inlet", "standard", "github", "stripe"}
+    assert {s for s in schemes if accepts(provider, signing, s)} == accepted
+
+
+def test_the_header_order_decides_the_scheme():
+    inlet = inlet_headers(f"t={NOW},v1={hex_sig()}")
+    stripe = {"Stripe-Signature": f"t={NOW},v1={hex_sig()}"}
+    github = {"X-Hub-Signature-256": "sha256=" + hex_sig(), "X-GitHub-Delivery": "d"}
+
+    assert parse_headers({**github, **stripe, **inlet}).scheme == "inlet"
+    assert parse_headers({**github, **stripe}).scheme == "stripe"
+    assert parse_headers({**github, "webhook-id": "m"}).scheme == "github"
+
+
+def test_two_v1a_entries_are_checked_and_a_third_is_refused_before_any_check():
+    from services.ingest.signature import MAX_ED25519_SIGNATURES
+
+    private, public = ed25519_pair()
+    other, _ = ed25519_pair()
+    good = v1a_headers(private, BODY)
+    decoy = v1a_headers(other, BODY)["webhook-signature"]
+    two = {**good, "webhook-signature": f"{decoy} {good['webhook-signature']}"}
+    assert MAX_ED25519_SIGNATURES == 2
+    assert matching_key(parse_headers(two), BODY, [("k", public)]) == "k"
+    three = {**good, "webhook-signature": f"{decoy} {decoy} {good['webhook-signature']}"}
+    with pytest.raises(InvalidSignatureHeader):
+        parse_headers(three)

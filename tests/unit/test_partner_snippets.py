@@ -1,0 +1,18 @@
+"""The README's ed25519 partner snippets are the files under examples/, verbatim, so the ones
+tests/integration/test_partner_snippets.py runs against a live ingest are the ones partners copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SNIPPETS = {"ed25519_keys.py": "python", "ed25519_send.py": "python", "ed25519_send.mjs": "js"}
+
+
+@pytest.mark.parametrize(("name", "language"), SNIPPETS.items())
+def test_the_readme_holds_each_example_verbatim_in_a_code_block(name, language):
+    text = (ROOT / "examples" / name).read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert f"```{language}\n{text}```\n" in readme, f"README lost or changed examples/{name}"
