@@ -11,8 +11,9 @@ from typing import Any
 
 
 def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """``{id, label, retention, url, eventCount, lastEventAt, createdAt}`` (+ ``secret`` when the
-    record carries one: at creation and rotation only)."""
+    """``{id, label, retention, url, eventCount, lastEventAt, createdAt, schema}`` (+ ``secret``
+    when the record carries one: at creation and rotation only). ``schema`` says whether the
+    source has a schema contract."""
     shown = {
         "id": record["id"],
         "label": record["label"],
@@ -21,6 +22,7 @@ def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
         "eventCount": int(record.get("eventCount") or 0),
         "lastEventAt": iso(record.get("lastEventAt")),
         "createdAt": iso(record["createdAt"]),
+        "schema": record.get("schema") is not None,
     }
     if "secret" in record:
         shown["secret"] = record["secret"]

@@ -13,9 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from services.common import source_store, store
 from services.common.crypto import Keyring, Sealed
+
+if TYPE_CHECKING:
+    from services.ingest.contracts import Contract
 
 TTL_S = 30.0
 RELOAD_AFTER_S = 1.0
@@ -39,6 +43,7 @@ class Entry:
     found: bool
     keys: tuple[VerificationKey, ...] = ()
     reloaded_at: float = field(default=0.0)
+    contract: Contract | None = None  # the source's schema, compiled (step 7b)
 
     def active_keys(self) -> list[tuple[str, str]]:
         now = time.time()
@@ -96,6 +101,7 @@ class KeyCache:
             entry = Entry(time.monotonic(), found=False)
         else:
             entry = Entry(time.monotonic(), True, self._open(source_id, record, previous))
+            entry.contract = _contract(record, previous)
         if previous is not None:
             entry.reloaded_at = previous.reloaded_at
         with self._lock:
@@ -126,3 +132,16 @@ class KeyCache:
         if opened:
             source_store.write_audit("secret.decrypted", "ingest", source_id, keyIds=opened)
         return tuple(keys)
+
+
+def _contract(record: dict, previous: Entry | None) -> Contract | None:
+    """The source's compiled schema, reusing this instance's copy while the text is unchanged
+    (compiling costs milliseconds; the reload every 30 s should not)."""
+    text = record.get("schema")
+    if text is None:
+        return None
+    if previous is not None and previous.contract is not None and previous.contract.text == text:
+        return previous.contract
+    from services.ingest import contracts  # jsonschema and RE2: only once a source has a schema
+
+    return contracts.load(text)

@@ -49,7 +49,9 @@ def receive(request: Request, source_id: str, keys: KeyCache) -> Stored:
             key_id = signature.matching_key(signed, body, fresher.active_keys())
         if key_id is None:
             raise Unauthorized("no signature matches", code="invalid_signature")
-    strict_json.parse(body)  # 7: 400
+    document = strict_json.parse(body)  # 7: 400
+    if entry.contract is not None:
+        entry.contract.check(document)  # 7b: 422 schema_violation or schema_too_complex
     return store_event(source_id, signed, body, key_id)  # 8: 200, 8': 422, 9: 202
 
 

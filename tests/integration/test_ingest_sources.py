@@ -43,6 +43,7 @@ def test_create_returns_the_source_and_its_secret_once(tenant, db):
         "lastEventAt",
         "createdAt",
         "secret",
+        "schema",
     }
     assert body["url"].endswith(f"/webhooks/inbound/{body['id']}")
     assert body["retention"] == 50 and body["eventCount"] == 0 and body["lastEventAt"] is None
