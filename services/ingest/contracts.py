@@ -31,7 +31,7 @@ from typing import Any
 
 import re2
 from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from jsonschema.exceptions import ValidationError, best_match
 from re2 import _re2
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
@@ -124,8 +124,8 @@ def compile_pattern(pattern: str) -> LinearPattern:
 
 
 # --- keywords replaced for bounded work ----------------------------------------------------------
-# Each compiled contract carries its patterns; the keyword functions find them through the
-# validator's schema-independent cache below (filled when the schema is set or loaded).
+# Each contract compiles its patterns once, when set or loaded; ``Contract.check`` hands them to
+# the keyword functions below through this context variable (jsonschema passes no state along).
 _PATTERNS: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("schema_patterns")
 
 
@@ -400,7 +400,7 @@ def violation(error: ValidationError) -> SchemaViolation:
     at = json_pointer(error.absolute_schema_path)
     return SchemaViolation(
         f"the event does not match the source's schema: the value at "
-        f"{pointer or 'the root'} fails {keyword!r} (schema location {at or '#'})",
+        f"{pointer or 'the root'} fails {keyword!r} (schema location #{at})",
         details={"pointer": pointer, "keyword": keyword},
     )
 
@@ -422,6 +422,12 @@ def parse(schema: Any) -> Contract:
     return compile_contract(text)
 
 
+# Draft 2020-12's meta-schema, with its formats asserted as ``check_schema`` does.
+_META = Draft202012Validator(
+    Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
+)
+
+
 def load(text: str) -> Contract:
     """The contract of a stored schema (checked when it was set)."""
     return compile_contract(text)
@@ -430,15 +436,15 @@ def load(text: str) -> Contract:
 def compile_contract(text: str) -> Contract:
     schema = json.loads(text)  # a fresh copy: compiling edits it (see _close)
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as err:
-        best = best_match([err]) or err
-        where = json_pointer(best.absolute_path) or "the root"
-        raise InvalidSchema(
-            f"schema is not valid JSON Schema 2020-12 at {where}: {_short(best.message)}"
-        ) from None
+        # The meta-schema's most relevant error (check_schema stops at its first one).
+        problem = best_match(_META.iter_errors(schema))
     except (RecursionError, ValueError) as err:
         raise InvalidSchema(f"schema cannot be checked: {type(err).__name__}") from None
+    if problem is not None:
+        where = json_pointer(problem.absolute_path) or "the root"
+        raise InvalidSchema(
+            f"schema is not valid JSON Schema 2020-12 at {where}: {_short(problem.message)}"
+        )
     resource = DRAFT202012.create_resource(schema)
     try:
         registry = Registry().with_resource(resource.id() or "", resource).crawl()

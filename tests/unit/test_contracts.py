@@ -3,6 +3,7 @@ with bounded work (README "Schema contracts")."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -305,3 +306,46 @@ def test_verdicts_match_plain_jsonschema(schema, document):
     if expected is not None:
         assert got.details["keyword"] == (expected.validator or "false")
         assert got.details["pointer"] == contracts.json_pointer(expected.absolute_path)
+
+
+# --- nothing a tenant sends turns into an unexpected exception (a 500) --------------------------
+
+schema_keywords = st.sampled_from(
+    [
+        *("$ref", "$dynamicRef", "$id", "$anchor", "$dynamicAnchor", "$defs", "$schema"),
+        *("properties", "patternProperties", "additionalProperties", "propertyNames"),
+        *("items", "prefixItems", "contains", "minContains", "uniqueItems", "required"),
+        *("anyOf", "allOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"),
+        *("unevaluatedProperties", "unevaluatedItems", "type", "enum", "const", "multipleOf"),
+        *("pattern", "minimum", "x-unknown"),
+    ]
+)
+schema_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(
+        ["#", "#/", "#/$defs/a", "#a", "a", "https://x.test/y", "urn:x", "object", "^a+$", "(a)\\1"]
+    )
+)
+schema_values = st.recursive(
+    schema_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(schema_keywords, inner, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(schema=st.dictionaries(schema_keywords, schema_values, max_size=5), document=json_values)
+def test_any_schema_and_event_end_in_an_answer(schema, document):
+    try:
+        contract = contracts.parse(schema)
+    except InvalidSchema:
+        return
+    with contextlib.suppress(SchemaViolation, SchemaTooComplex):
+        contract.check(document)
+
+
+def test_a_reference_that_is_not_a_string_is_refused_by_the_meta_schema():
+    assert "/$ref" in refused_schema({"$ref": None})
