@@ -3,6 +3,8 @@ route (README "Schema contracts")."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
@@ -224,3 +226,29 @@ def test_huge_numbers_against_multiple_of_are_answered(tenant, source):
     body = b"[" + b"9" * 4000 + b"]"
     answer = partner.send(source["url"], source["secret"], body=body)
     assert answer.status_code in (202, 422), answer.text
+
+
+# --- the compiled schema in the verification-key cache --------------------------------------------
+
+
+def test_the_cache_compiles_a_schema_once_and_recompiles_only_a_changed_one(clean, tenant, source):
+    """Same 30 s rule as the keys: a reload after expiry reuses the compiled contract while the
+    stored text is unchanged, and compiles the new text after a change."""
+    from services.common.crypto import Keyring
+    from services.common.source_store import SourceIds
+    from services.ingest import keys as key_cache
+
+    keyring = Keyring.parse(clean.source_kek)
+    cache = key_cache.KeyCache(keyring, SourceIds.from_keyring(keyring))
+    assert cache.get(source["id"]).contract is None
+    assert tenant.put_schema(source["id"], ORDER).status_code == 200
+    cache.forget(source["id"])  # what the instance that answered the PUT does
+    first = cache.get(source["id"])
+    assert first.contract is not None and json.loads(first.contract.text) == ORDER
+    first.loaded_at -= key_cache.TTL_S + 1  # expired: the next request reloads
+    reloaded = cache.get(source["id"])
+    assert reloaded is not first and reloaded.contract is first.contract
+    assert tenant.put_schema(source["id"], {"type": "array"}).status_code == 200
+    reloaded.loaded_at -= key_cache.TTL_S + 1
+    changed = cache.get(source["id"])
+    assert changed.contract is not first.contract and changed.contract.text == '{"type":"array"}'
