@@ -588,6 +588,12 @@ class Bench:
             "ratio": round(ours.per_s / direct, 3),
         }
 
+    def schema(self) -> dict:
+        """Step 7b's validators, in process (bench/schema_contracts.py); needs no stack."""
+        from bench import schema_contracts
+
+        return schema_contracts.measure()
+
 
 def clerk_user_event(user_id: str) -> dict:
     """A ``user.updated`` event in Clerk's documented shape."""

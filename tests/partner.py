@@ -112,6 +112,18 @@ class SourceAPI:
     def delete(self, source_id: str) -> requests.Response:
         return requests.delete(f"{self.base}/v1/sources/{source_id}", headers=self.auth, timeout=15)
 
+    def put_schema(self, source_id: str, schema) -> requests.Response:
+        url = f"{self.base}/v1/sources/{source_id}/schema"
+        return requests.put(url, json={"schema": schema}, headers=self.auth, timeout=15)
+
+    def get_schema(self, source_id: str) -> requests.Response:
+        url = f"{self.base}/v1/sources/{source_id}/schema"
+        return requests.get(url, headers=self.auth, timeout=15)
+
+    def delete_schema(self, source_id: str) -> requests.Response:
+        url = f"{self.base}/v1/sources/{source_id}/schema"
+        return requests.delete(url, headers=self.auth, timeout=15)
+
 
 def count_block(source_id: str, window: str = "1h") -> dict:
     """A block showing how many events the source received in ``window``."""

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 
 class InletError(Exception):
-    """Base of every error a service answers with; rendered as {"error": {"code", "message"}}."""
+    """Base of every error a service answers with; rendered as {"error": {"code", "message"}},
+    plus any ``details`` (e.g. a schema violation's ``pointer`` and ``keyword``) beside them."""
 
     status = 500
     code = "internal"
 
-    def __init__(self, message: str, *, code: str | None = None, headers=None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        headers=None,
+        details: dict[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.headers: dict[str, str] = dict(headers or {})
+        self.details: dict[str, object] = dict(details or {})
 
 
 class BadRequest(InletError):

@@ -69,7 +69,7 @@ def json_response(status: int, body: Any = None, headers: dict[str, str] | None 
 
 
 def error_response(err: InletError) -> Response:
-    body = {"error": {"code": err.code, "message": err.message}}
+    body = {"error": {"code": err.code, "message": err.message, **err.details}}
     return json_response(err.status, body, err.headers)
 
 

@@ -55,6 +55,8 @@ INDEX_EXEMPTIONS = (
         IndexExemption("refresh_pending", field)
         for field in ("createdAt", "enqueuedAt", "bucket", "reason", "claim", "shard")
     ),
+    # A source's schema contract: JSON text up to 64 KiB, read with the source by id.
+    IndexExemption("sources", "schema"),
     # Blocks: the binding and widget are JSON text (a widget's data may be up to 512 KiB).
     IndexExemption("blocks", "binding"),
     IndexExemption("blocks", "widget"),

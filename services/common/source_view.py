@@ -11,9 +11,10 @@ from typing import Any
 
 
 def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """``{id, label, retention, url, eventCount, lastEventAt, createdAt, provider, signing}``
-    (+ ``secret`` when the record carries one: at creation and rotation of an ``inlet``/``hmac``
-    source only). Records older than providers and ed25519 read as ``inlet``/``hmac``."""
+    """``{id, label, retention, url, eventCount, lastEventAt, createdAt, provider, signing,
+    schema}`` (+ ``secret`` when the record carries one: at creation and rotation of an
+    ``inlet``/``hmac`` source only). Records older than providers and ed25519 read as
+    ``inlet``/``hmac``; ``schema`` says whether the source has a schema contract."""
     shown = {
         "id": record["id"],
         "label": record["label"],
@@ -24,6 +25,7 @@ def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
         "createdAt": iso(record["createdAt"]),
         "provider": record.get("provider", "inlet"),
         "signing": record.get("signing", "hmac"),
+        "schema": record.get("schema") is not None,
     }
     if "secret" in record:
         shown["secret"] = record["secret"]

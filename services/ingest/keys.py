@@ -25,6 +25,8 @@ from services.ingest.signature import public_key
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from services.ingest.contracts import Contract
+
 TTL_S = 30.0
 RELOAD_AFTER_S = 1.0
 MAX_ENTRIES = 10_000  # live sources; the least recently loaded goes first
@@ -49,6 +51,7 @@ class Entry:
     reloaded_at: float = field(default=0.0)
     provider: str = "inlet"  # "inlet", "github" or "stripe"
     signing: str = "hmac"  # "hmac" or "ed25519"
+    contract: Contract | None = None  # the source's schema, compiled (step 7b)
 
     def active_keys(self) -> list[tuple[str, str | Ed25519PublicKey]]:
         now = time.time()
@@ -111,6 +114,7 @@ class KeyCache:
                 self._open(source_id, record, previous),
                 provider=record.get("provider", "inlet"),
                 signing=record.get("signing", "hmac"),
+                contract=_contract(record, previous),
             )
         if previous is not None:
             entry.reloaded_at = previous.reloaded_at
@@ -144,3 +148,16 @@ class KeyCache:
         if opened:
             source_store.write_audit("secret.decrypted", "ingest", source_id, keyIds=opened)
         return tuple(keys)
+
+
+def _contract(record: dict, previous: Entry | None) -> Contract | None:
+    """The source's compiled schema, reusing this instance's copy while the text is unchanged
+    (compiling costs milliseconds; the reload every 30 s should not)."""
+    text = record.get("schema")
+    if text is None:
+        return None
+    if previous is not None and previous.contract is not None and previous.contract.text == text:
+        return previous.contract
+    from services.ingest import contracts  # jsonschema and RE2: only once a source has a schema
+
+    return contracts.load(text)

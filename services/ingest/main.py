@@ -21,7 +21,7 @@ from services.common.errors import BadRequest
 from services.common.http import App, json_body, json_response, route
 from services.common.source_store import SourceIds
 from services.common.source_view import view
-from services.ingest import maintenance, receive, sources
+from services.ingest import contract_store, maintenance, receive, sources
 from services.ingest.keys import KeyCache
 
 
@@ -114,6 +114,26 @@ def delete_source(request: Request, source_id: str) -> Response:
     return Response(status=204)
 
 
+def put_schema(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    body = json_body(request, contract_store.MAX_BODY)
+    record = contract_store.set_schema(principal, source_id, body)
+    keys.forget(source_id)  # in force at once on this instance, within 30 s on the others
+    return json_response(200, view(record, _base_url(request)))
+
+
+def get_schema(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    return json_response(200, {"schema": contract_store.get_schema(principal, source_id)})
+
+
+def delete_schema(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    contract_store.delete_schema(principal, source_id)
+    keys.forget(source_id)
+    return Response(status=204)
+
+
 def sweep(request: Request) -> Response:
     auth.verify_task_token(request, settings.tasks)
     return json_response(200, maintenance.sweep(settings.tasks))
@@ -128,6 +148,9 @@ app = App(
         route("GET", "/v1/sources/{source_id}", get_source, browser=True),
         route("DELETE", "/v1/sources/{source_id}", delete_source, browser=True),
         route("POST", "/v1/sources/{source_id}/rotate-secret", rotate_secret, browser=True),
+        route("PUT", "/v1/sources/{source_id}/schema", put_schema, browser=True),
+        route("GET", "/v1/sources/{source_id}/schema", get_schema, browser=True),
+        route("DELETE", "/v1/sources/{source_id}/schema", delete_schema, browser=True),
         route(
             "POST",
             "/tasks/sweep",

@@ -45,6 +45,8 @@ def receive(request: Request, source_id: str, keys: KeyCache) -> Stored:
     key_id = matching_key(source_id, signed, body, entry, keys)  # 6: 401
     document = strict_json.parse(body)  # 7: 400
     signed = signature.with_event_id(signed, document)  # 7: 400 (Stripe: the event's id)
+    if entry.contract is not None:
+        entry.contract.check(document)  # 7b: 422 schema_violation or schema_too_complex
     # 8: 200, 8': 422 (inlet sources only: a provider's re-delivery is a duplicate), 9: 202
     return store_event(source_id, signed, body, key_id, refuse_reuse=entry.provider == "inlet")
 

@@ -45,6 +45,7 @@ def test_create_returns_the_source_and_its_secret_once(tenant, db):
         "provider",
         "signing",
         "secret",
+        "schema",
     }
     assert body["provider"] == "inlet" and body["signing"] == "hmac"
     assert body["url"].endswith(f"/webhooks/inbound/{body['id']}")

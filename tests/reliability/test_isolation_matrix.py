@@ -75,6 +75,8 @@ def body_for(method: str, path: str, owner: dict) -> dict | None:
     ownership only."""
     if path.endswith("/rotate-secret"):
         return {"graceSeconds": 0}
+    if path.endswith("/schema") and method == "PUT":
+        return {"schema": {"type": "object"}}
     if path.endswith("/query"):
         return {"type": "webhook.latest", "params": {}}
     if method == "PUT" and path.startswith("/v1/blocks/"):
@@ -102,7 +104,7 @@ def test_the_matrix_knows_every_path_parameter():
 
 @pytest.fixture
 def tenants(clean) -> dict[str, dict]:
-    """Each tenant's token headers, one source and one block of its own."""
+    """Each tenant's token headers, one source (with a schema) and one block of its own."""
     made = {}
     for name, (user, org, role) in TENANTS.items():
         auth = {"Authorization": f"Bearer {clean.issuer.session_token(user, org=org, role=role)}"}
@@ -110,6 +112,13 @@ def tenants(clean) -> dict[str, dict]:
             f"{clean.url('ingest')}/v1/sources", json={"label": name}, headers=auth, timeout=30
         )
         assert created.status_code == 201, created.text
+        schema = requests.put(  # so that reading it is a 200 for its owner
+            f"{clean.url('ingest')}/v1/sources/{created.json()['id']}/schema",
+            json={"schema": {"type": "object"}},
+            headers=auth,
+            timeout=30,
+        )
+        assert schema.status_code == 200, schema.text
         block = f"block-{name}"
         put = requests.put(
             f"{clean.url('query')}/v1/blocks/{block}",
@@ -157,7 +166,12 @@ def test_a_member_of_the_owning_organization_reads_but_cannot_administer(clean, 
     source = tenants["org-a"]["source"]
     base = clean.url("ingest")
     assert requests.get(f"{base}/v1/sources/{source['id']}", headers=member, timeout=30).ok
-    for method, path in (("POST", "/rotate-secret"), ("DELETE", "")):
+    for method, path in (
+        ("POST", "/rotate-secret"),
+        ("DELETE", ""),
+        ("PUT", "/schema"),
+        ("DELETE", "/schema"),
+    ):
         answer = requests.request(
             method, f"{base}/v1/sources/{source['id']}{path}", json={}, headers=member, timeout=30
         )

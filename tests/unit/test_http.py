@@ -180,6 +180,18 @@ def test_an_inlet_error_is_rendered_with_its_status_code_message_and_headers():
     assert response.get_json() == {"error": {"code": "duplicate_thing", "message": "already there"}}
 
 
+def test_an_errors_details_sit_beside_its_code_and_message():
+    from services.common.errors import Unprocessable
+    from services.common.http import error_response
+
+    err = Unprocessable("no", code="schema_violation", details={"pointer": "/a", "keyword": "type"})
+    with flask.Flask(__name__).app_context():
+        body = error_response(err).get_json()
+    assert body == {
+        "error": {"code": "schema_violation", "message": "no", "pointer": "/a", "keyword": "type"}
+    }
+
+
 def test_an_unexpected_exception_is_a_json_500_without_details(capsys):
     response = call("/crash")
 

@@ -1,0 +1,106 @@
+"""A source's schema contract in Firestore: set, read and remove it (README "Schema contracts").
+
+The schema is stored as its compact JSON text in the source's own document (``schema``, a
+string exempt from indexing), so the verification-key cache loads it with the keys in the same
+read. Each change is audited (``schema.set``, ``schema.deleted``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.common import source_store, store
+from services.common.auth import Principal
+from services.common.contention import Contended, retry_contended
+from services.common.errors import BadRequest, Forbidden, NotFound
+
+# The request body is the schema wrapped in {"schema": …}, possibly pretty-printed: the 64 KiB
+# limit applies to the schema's compact JSON (contracts.MAX_SCHEMA_BYTES), not to this.
+MAX_BODY = 256 * 1024
+
+
+def _require_admin(principal: Principal) -> None:
+    if not principal.may_administer:
+        raise Forbidden("only organization admins may change data sources")
+
+
+def set_schema(principal: Principal, source_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Check and store ``body["schema"]``; the source's record as now stored."""
+    from google.api_core import exceptions as gexc
+
+    from services.ingest import contracts
+
+    snap = source_store.owned(principal, source_id)  # someone else's: 404 before anything else
+    _require_admin(principal)
+    if "schema" not in body:
+        raise BadRequest('body must be {"schema": <JSON Schema 2020-12>}')
+    if set(body) != {"schema"}:
+        raise BadRequest('body must have only the "schema" field')
+    contract = contracts.parse(body["schema"])
+    db = store.client()
+    read = [snap]
+
+    def attempt() -> dict[str, Any]:
+        snap = read.pop() if read else source_store.owned(principal, source_id)
+        batch = db.batch()
+        # Conditional on the source as read: a concurrent deletion is not overwritten.
+        batch.update(
+            snap.reference,
+            {"schema": contract.text},
+            option=db.write_option(last_update_time=snap.update_time),
+        )
+        audit = source_store.audit_entry(
+            "schema.set",
+            principal.user_id,
+            source_id,
+            schemaSha256=contract.digest,
+            size=len(contract.text.encode()),
+        )
+        batch.set(db.collection(source_store.AUDIT).document(), audit)
+        try:
+            batch.commit(retry=store.retry())
+        except gexc.FailedPrecondition:
+            raise Contended from None  # changed concurrently: read it again
+        return {**snap.to_dict(), "schema": contract.text}
+
+    return retry_contended(attempt, message="the source is being changed concurrently, retry")
+
+
+def get_schema(principal: Principal, source_id: str) -> Any:
+    """The source's schema as set (members may read it, like the source)."""
+    text = source_store.owned(principal, source_id).to_dict().get("schema")
+    if text is None:
+        raise NotFound("this source has no schema", code="no_schema")
+    return json.loads(text)
+
+
+def delete_schema(principal: Principal, source_id: str) -> bool:
+    """Remove the source's schema; True when there was one (a repeat changes nothing)."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import firestore
+
+    snap = source_store.owned(principal, source_id)
+    _require_admin(principal)
+    db = store.client()
+    read = [snap]
+
+    def attempt() -> bool:
+        snap = read.pop() if read else source_store.owned(principal, source_id)
+        if snap.to_dict().get("schema") is None:
+            return False
+        batch = db.batch()
+        batch.update(
+            snap.reference,
+            {"schema": firestore.DELETE_FIELD},
+            option=db.write_option(last_update_time=snap.update_time),
+        )
+        audit = source_store.audit_entry("schema.deleted", principal.user_id, source_id)
+        batch.set(db.collection(source_store.AUDIT).document(), audit)
+        try:
+            batch.commit(retry=store.retry())
+        except gexc.FailedPrecondition:
+            raise Contended from None
+        return True
+
+    return retry_contended(attempt, message="the source is being changed concurrently, retry")
