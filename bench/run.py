@@ -25,7 +25,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = {"import": "imports"}
 # Coalescing before the aggregates: the tasks emulator dispatches one task at a time, and the
 # 100,000-event folds would queue its refreshes behind theirs.
-SECTIONS = ("ingest", "refusals", "coalescing", "aggregate", "import", "cold_start", "clerk_sync")
+SECTIONS = (
+    "ingest",
+    "refusals",
+    "inspector",
+    "coalescing",
+    "aggregate",
+    "import",
+    "cold_start",
+    "clerk_sync",
+)
 
 
 def machine() -> dict[str, object]:
