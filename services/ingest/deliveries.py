@@ -71,14 +71,14 @@ class DeliveryRing:
         key_id: str | None,
     ) -> None:
         """Write one ring entry unless this source's entry was written in this second."""
-        second = int(time.time())
+        now = time.time()
+        second = int(now)
         if self._last.get(source_id) == second:
             return  # a flood's path: one lookup, nothing written
-        if not self._admit(source_id, second):
+        if not self.admit(source_id, second):
             return
-        now = dt.datetime.now(dt.UTC)
         entry = {
-            "at": now,
+            "at": dt.datetime.fromtimestamp(now, dt.UTC),  # in the slot's second
             "status": status,
             "code": code,
             "scheme": signed.scheme,
@@ -90,13 +90,15 @@ class DeliveryRing:
         outcome: dict[str, Any] = {"deliveryRing": "written"}
         try:
             ring.document(slot_id(second)).set(entry, retry=None, timeout=WRITE_DEADLINE_S)
-        except Exception as err:
+        except Exception as err:  # best effort: whatever failed, the answer stays the same
             outcome = {"deliveryRing": "failed", "deliveryRingError": type(err).__name__}
         ctx = context.current()
         if ctx is not None:
             ctx.log_fields.update(outcome)
 
-    def _admit(self, source_id: str, second: int) -> bool:
+    def admit(self, source_id: str, second: int) -> bool:
+        """Whether this source may write in ``second``; at most one caller per second is told
+        yes (under the lock, which only the first refusal of each second takes)."""
         with self._lock:
             if self._last.get(source_id) == second:
                 return False

@@ -1,4 +1,4 @@
-"""The delivery inspector's cursor and slots (services/ingest/deliveries.py): pure parts."""
+"""The delivery inspector (services/ingest/deliveries.py): cursor, slots, limiter; no I/O."""
 
 from __future__ import annotations
 
@@ -30,3 +30,19 @@ def test_slots_cycle_through_256_documents():
     slots = {deliveries.slot_id(second) for second in range(1_700_000_000, 1_700_001_000)}
     assert len(slots) == deliveries.RING_SLOTS
     assert deliveries.slot_id(1_700_000_000) == deliveries.slot_id(1_700_000_256)
+
+
+def test_the_limiter_admits_a_source_once_a_second():
+    ring = deliveries.DeliveryRing()
+    assert ring.admit("src_a", 100) and not ring.admit("src_a", 100)
+    assert ring.admit("src_b", 100)  # per source
+    assert ring.admit("src_a", 101) and not ring.admit("src_a", 101)
+
+
+def test_the_limiter_is_bounded_and_forgets_the_longest_idle_source_first():
+    ring = deliveries.DeliveryRing(max_sources=2)
+    assert ring.admit("src_a", 100) and ring.admit("src_b", 100)
+    assert ring.admit("src_a", 101)  # src_a is now the most recent; src_b the longest idle
+    assert ring.admit("src_c", 101)  # evicts src_b
+    assert not ring.admit("src_a", 101) and not ring.admit("src_c", 101)
+    assert ring.admit("src_b", 100)  # forgotten: admitted again (at worst a second write)
