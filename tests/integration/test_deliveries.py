@@ -166,11 +166,14 @@ def test_pages_follow_one_stable_order_across_events_and_refusals(clean, tenant,
         assert seen == everything["items"], size
 
 
-def test_default_limit_is_50(clean, tenant, source, db):
+def test_default_limit_is_50_and_a_page_costs_three_reads(clean, tenant, source, db):
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     store_events(db, source["id"], [(start + dt.timedelta(seconds=n), {}) for n in range(51)])
-    page = deliveries(tenant, source["id"]).json()
+    answer = deliveries(tenant, source["id"])
+    page = answer.json()
     assert len(page["items"]) == 50 and page["nextCursor"] is not None
+    # The source's ownership, one query of the events (without bodies), one of the ring.
+    assert request_log(clean, "ingest", answer.headers["X-Request-Id"])["firestoreOps"] == 3
     rest = deliveries(tenant, source["id"], cursor=page["nextCursor"]).json()
     assert len(rest["items"]) == 1 and rest["nextCursor"] is None
 
