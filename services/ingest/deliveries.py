@@ -50,10 +50,10 @@ class DeliveryRing:
     """Records refusals and duplicates of identified sources, once a second per source.
 
     The limiter is a dict from source id to the unix second of its last write. The path a
-    flood takes (a second already written) is one dict lookup, without a lock or an
-    allocation; only the first refusal of a second takes the lock, so two threads cannot both
-    write in one second. The dict is bounded: past ``MAX_SOURCES`` the longest-idle source
-    goes first (at worst it gets a second write in the same second).
+    flood takes (a second already written) is a clock read and one dict lookup, without a lock
+    or a Firestore call; only the first refusal of a second takes the lock, so two threads
+    cannot both write in one second. The dict is bounded: past ``MAX_SOURCES`` the longest-idle
+    source goes first (at worst it gets a second write in the same second).
     """
 
     def __init__(self, max_sources: int = MAX_SOURCES) -> None:
