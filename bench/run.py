@@ -28,6 +28,7 @@ METHODS = {"import": "imports"}
 SECTIONS = (
     "ingest",
     "refusals",
+    "inspector",
     "coalescing",
     "aggregate",
     "import",

@@ -89,6 +89,18 @@ def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+def page_limit(value: int | str | None, default: int, maximum: int) -> int:
+    """A list's ``limit``: absent is ``default``; else an integer from 1 to ``maximum`` written
+    in plain ASCII digits (``int()`` alone would take " 5", "+5" or Arabic-Indic digits)."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        value = int(value) if re.fullmatch(r"[0-9]{1,3}", value) else 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise BadRequest(f"limit must be an integer from 1 to {maximum}")
+    return value
+
+
 def json_body(request: Request, limit: int = 64 * 1024) -> dict[str, Any]:
     """A JSON object body for the management APIs; an empty body reads as ``{}``."""
     raw = read_body(request, limit)

@@ -64,6 +64,11 @@ INDEX_EXEMPTIONS = (
     IndexExemption("rollups", "s"),
     # The rollup state: one document per source, read by id.
     IndexExemption("rollup_state", "fields"),
+    # The delivery inspector's ring (ingest/deliveries.py): listed by time ("at") only.
+    *(
+        IndexExemption("delivery_ring", field)
+        for field in ("status", "code", "scheme", "keyId", "size", "idempotencyKey")
+    ),
     *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
 )
 

@@ -29,10 +29,13 @@ IDEMPOTENCY = "idempotency"
 ROLLUPS = "rollups"
 ROLLUP_STATE = "rollup_state"
 AUDIT = "audit"
+# The delivery inspector's bounded ring of refusals (ingest/deliveries.py). Not "deliveries":
+# collection-group rules (TTL, index exemptions) would then also apply to clerk-sync's records.
+DELIVERY_RING = "delivery_ring"
 # Clerk's users and organizations as clerk-sync keeps them; a deleted one is a tombstone.
 USERS = "users"
 ORGANIZATIONS = "organizations"
-SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS, ROLLUP_STATE)
+SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS, ROLLUP_STATE, DELIVERY_RING)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
 # Instances cache a source's keys for up to 30 s (ingest/keys.py); purge only after that.
@@ -210,8 +213,9 @@ def delete_owned(owner: str, actor: str) -> list[str]:
 
 
 def purge(source_id: str, max_docs: int = 5000) -> tuple[bool, int]:
-    """Delete a deleted source's events, idempotency records and rollups in batches, at most
-    ``max_docs``. Safe to run again after any failure; returns (nothing left, deleted count)."""
+    """Delete a deleted source's events, idempotency records, rollups and delivery ring in
+    batches, at most ``max_docs``. Safe to run again after any failure; returns (nothing left,
+    deleted count)."""
     ref = source_ref(source_id)
     removed = 0
     for name in SUBCOLLECTIONS:

@@ -102,6 +102,10 @@ class KeyCache:
             self._entries.pop(source_id, None)
             self._absent.pop(source_id, None)
 
+    def cached(self, source_id: str) -> Entry | None:
+        """The live entry this instance holds now, without loading one (no Firestore call)."""
+        return self._entries.get(source_id)
+
     def _load(self, source_id: str, previous: Entry | None) -> Entry:
         snap = source_store.source_ref(source_id).get(retry=store.retry())
         record = snap.to_dict() if snap.exists else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from flask import Request, Response
@@ -17,11 +16,11 @@ from services.common.config import (
     load_or_exit,
 )
 from services.common.crypto import Keyring
-from services.common.errors import BadRequest
-from services.common.http import App, json_body, json_response, route
+from services.common.http import App, json_body, json_response, page_limit, route
 from services.common.source_store import SourceIds
 from services.common.source_view import view
-from services.ingest import contract_store, maintenance, receive, sources
+from services.ingest import contract_store, deliveries, maintenance, receive, sources
+from services.ingest.deliveries import DeliveryRing
 from services.ingest.keys import KeyCache
 
 
@@ -55,6 +54,7 @@ class Settings:
 
 settings = load_or_exit("ingest", Settings.from_env)
 keys = KeyCache(settings.keyring, settings.source_ids)
+ring = DeliveryRing()
 
 
 def _base_url(request: Request) -> str:
@@ -67,7 +67,7 @@ def _base_url(request: Request) -> str:
 
 
 def inbound(request: Request, source_id: str) -> Response:
-    stored = receive.receive(request, source_id, keys)
+    stored = receive.receive(request, source_id, keys, ring)
     # Before answering (Cloud Run throttles the CPU once the response is sent), and for
     # duplicates too: the first attempt may have stored the event and died before this line.
     # Within a window this costs nothing after the first event.
@@ -84,10 +84,8 @@ def create_source(request: Request) -> Response:
 
 def list_sources(request: Request) -> Response:
     principal = auth.verify_session(request, settings.clerk)
-    limit = request.args.get("limit", str(sources.PAGE_SIZE))
-    if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= sources.PAGE_SIZE:
-        raise BadRequest(f"limit must be an integer from 1 to {sources.PAGE_SIZE}")
-    records, cursor = sources.list_owned(principal, request.args.get("cursor"), int(limit))
+    limit = page_limit(request.args.get("limit"), sources.PAGE_SIZE, sources.PAGE_SIZE)
+    records, cursor = sources.list_owned(principal, request.args.get("cursor"), limit)
     items = [view(record, _base_url(request)) for record in records]
     return json_response(200, {"items": items, "nextCursor": cursor})
 
@@ -96,6 +94,15 @@ def get_source(request: Request, source_id: str) -> Response:
     principal = auth.verify_session(request, settings.clerk)
     record = source_store.owned(principal, source_id).to_dict()
     return json_response(200, view(record, _base_url(request)))
+
+
+def list_deliveries(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    limit = page_limit(request.args.get("limit"), deliveries.DEFAULT_LIMIT, deliveries.MAX_LIMIT)
+    after = deliveries.parse_cursor(request.args.get("cursor"))
+    source_store.owned(principal, source_id)  # members may read; another tenant's is a 404
+    items, cursor = deliveries.list_page(source_id, after, limit)
+    return json_response(200, {"items": items, "nextCursor": cursor})
 
 
 def rotate_secret(request: Request, source_id: str) -> Response:
@@ -151,6 +158,7 @@ app = App(
         route("PUT", "/v1/sources/{source_id}/schema", put_schema, browser=True),
         route("GET", "/v1/sources/{source_id}/schema", get_schema, browser=True),
         route("DELETE", "/v1/sources/{source_id}/schema", delete_schema, browser=True),
+        route("GET", "/v1/sources/{source_id}/deliveries", list_deliveries, browser=True),
         route(
             "POST",
             "/tasks/sweep",

@@ -14,6 +14,7 @@ from flask import Request
 from services.common import source_store, store, strict_json
 from services.common.contention import Contended, retry_contended
 from services.common.errors import (
+    InletError,
     NotFound,
     Unauthorized,
     Unprocessable,
@@ -21,6 +22,7 @@ from services.common.errors import (
 )
 from services.common.http import read_body
 from services.ingest import signature
+from services.ingest.deliveries import DeliveryRing, newest_key_id
 from services.ingest.keys import Entry, KeyCache
 
 MAX_BODY = 256 * 1024
@@ -33,7 +35,7 @@ class Stored:
     duplicate: bool
 
 
-def receive(request: Request, source_id: str, keys: KeyCache) -> Stored:
+def receive(request: Request, source_id: str, keys: KeyCache, ring: DeliveryRing) -> Stored:
     body = read_body(request, MAX_BODY)  # 1: 413, also for chunked bodies
     signed = signature.parse_headers(request.headers)  # 2: 400 (the scheme, from headers)
     if request.mimetype != "application/json":  # 3: 415
@@ -42,13 +44,26 @@ def receive(request: Request, source_id: str, keys: KeyCache) -> Stored:
     entry = keys.get(source_id)  # 5: 404 (cached, also when unknown)
     if not entry.found:
         raise NotFound("unknown source")
-    key_id = matching_key(source_id, signed, body, entry, keys)  # 6: 401
-    document = strict_json.parse(body)  # 7: 400
-    signed = signature.with_event_id(signed, document)  # 7: 400 (Stripe: the event's id)
-    if entry.contract is not None:
-        entry.contract.check(document)  # 7b: 422 schema_violation or schema_too_complex
-    # 8: 200, 8': 422 (inlet sources only: a provider's re-delivery is a duplicate), 9: 202
-    return store_event(source_id, signed, body, key_id, refuse_reuse=entry.provider == "inlet")
+    key_id = None
+    try:  # the source is identified: its partner sees refusals from here on (deliveries.py)
+        key_id = matching_key(source_id, signed, body, entry, keys)  # 6: 401
+        document = strict_json.parse(body)  # 7: 400
+        signed = signature.with_event_id(signed, document)  # 7: 400 (Stripe: the event's id)
+        if entry.contract is not None:
+            entry.contract.check(document)  # 7b: 422 schema_violation or schema_too_complex
+        # 8: 200, 8': 422 (inlet sources only: a provider's re-delivery is a duplicate), 9: 202
+        stored = store_event(
+            source_id, signed, body, key_id, refuse_reuse=entry.provider == "inlet"
+        )
+    except InletError as refusal:
+        if refusal.status < 500:  # a 503 is storage failing: a ring write would fail too
+            # Before a key verified (a 401), name the one the partner should sign with.
+            tried = key_id or newest_key_id(keys.cached(source_id) or entry)
+            ring.record(source_id, refusal.status, refusal.code, signed, len(body), tried)
+        raise
+    if stored.duplicate:
+        ring.record(source_id, 200, "duplicate", signed, len(body), key_id)
+    return stored
 
 
 def matching_key(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 from flask import Request, Response
@@ -17,7 +16,7 @@ from services.common.config import (
     load_or_exit,
 )
 from services.common.errors import BadRequest
-from services.common.http import App, json_body, json_response, route
+from services.common.http import App, json_body, json_response, page_limit, route
 from services.query import blocks, catalog, queries, refresh, users
 from services.query.users import UsersSettings
 
@@ -75,13 +74,11 @@ def get_block(request: Request, block_id: str) -> Response:
 
 def list_blocks(request: Request) -> Response:
     principal = _caller(request)
-    limit = request.args.get("limit", str(blocks.PAGE_SIZE))
-    if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= blocks.PAGE_SIZE:
-        raise BadRequest(f"limit must be an integer from 1 to {blocks.PAGE_SIZE}")
+    limit = page_limit(request.args.get("limit"), blocks.PAGE_SIZE, blocks.PAGE_SIZE)
     source_id = request.args.get("dataSourceId")
     if source_id is not None and not source_store.is_source_id(source_id):
         raise BadRequest("dataSourceId must be a source id (src_ and 20 hex digits)")
-    items, cursor = blocks.list_owned(principal, source_id, request.args.get("cursor"), int(limit))
+    items, cursor = blocks.list_owned(principal, source_id, request.args.get("cursor"), limit)
     return json_response(200, {"items": items, "nextCursor": cursor})
 
 

@@ -31,6 +31,7 @@ from services.common.clerk_api import (
 from services.common.clerk_events import MEMBERSHIPS, USERS, MalformedEvent, change_from_object
 from services.common.config import Env
 from services.common.errors import BadRequest, NotFound, UpstreamUnavailable
+from services.common.http import page_limit
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -167,7 +168,7 @@ def list_users(cursor: str | None = None, limit: int | str | None = None) -> dic
     The cursor is opaque (the last id of the page before); ids are stable and never reused, so
     a user created or deleted while paging neither repeats nor shifts another one.
     """
-    size = _limit(limit)
+    size = page_limit(limit, DEFAULT_LIMIT, MAX_LIMIT)
     from google.cloud.firestore_v1.base_query import FieldFilter
     from google.cloud.firestore_v1.field_path import FieldPath
 
@@ -182,20 +183,6 @@ def list_users(cursor: str | None = None, limit: int | str | None = None) -> dic
     items = [user_view(snap.to_dict() | {"id": snap.id}) for snap in page]
     more = len(snaps) > size
     return {"items": items, "nextCursor": encode_cursor(page[-1].id) if more else None}
-
-
-def _limit(value: int | str | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,3}", value):
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}") from None
-    if not 1 <= size <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return size
 
 
 # Clerk's ids (``user_`` and base62) are already URL-safe: the cursor is the last id of the

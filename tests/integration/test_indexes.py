@@ -12,6 +12,7 @@ from tests.support import run_refresh, store_events
 
 def test_every_listed_field_exists_in_the_documents_written(clean, tenant, dashboard, source, db):
     partner.send(source["url"], source["secret"], {"n": 1})
+    assert partner.send(source["url"], "whsec_wrong").status_code == 401  # a ring entry
     settled = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     store_events(db, source["id"], [(settled, {"n": 2})])
     block = partner.count_block(source["id"])
@@ -53,11 +54,13 @@ def test_every_listed_field_exists_in_the_documents_written(clean, tenant, dashb
 QUERIED = {
     "events": {"receivedAt"},
     "idempotency": set(),
+    "delivery_ring": {"at"},
 }
 
 
 def test_event_and_idempotency_fields_no_query_uses_are_exempted(clean, source, db):
     partner.send(source["url"], source["secret"], {"n": 1})
+    assert partner.send(source["url"], "whsec_wrong").status_code == 401  # a ring entry
     exempted: dict[str, set[str]] = {}
     for exemption in INDEX_EXEMPTIONS:
         exempted.setdefault(exemption.collection_group, set()).add(exemption.field)

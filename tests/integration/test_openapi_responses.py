@@ -246,3 +246,22 @@ def test_ed25519_and_provider_source_answers_conform(clean, tenant):
     assert conforms(tenant.get(github["id"]), "GET", "/v1/sources/{sourceId}").json()[
         "provider"
     ] == ("github")
+
+
+def test_deliveries_answers_conform(clean, ingest_url, tenant, source):
+    path = "/v1/sources/{sourceId}/deliveries"
+    url = f"{ingest_url}/v1/sources/{source['id']}/deliveries"
+    assert partner.send(source["url"], source["secret"], key="a").status_code == 202
+    assert partner.send(source["url"], "whsec_wrong", key="b").status_code == 401
+
+    def get(target: str = url, headers=tenant.auth, **params) -> requests.Response:
+        answer = requests.get(target, params=params, headers=headers, timeout=15)
+        return conforms(answer, "GET", path)
+
+    first = get(limit=1)
+    assert first.status_code == 200 and first.json()["nextCursor"]
+    assert get(cursor=first.json()["nextCursor"]).json()["nextCursor"] is None
+    assert get(limit=0).status_code == 400
+    assert get(cursor="nope").status_code == 400
+    assert get(headers={}).status_code == 401
+    assert get(f"{ingest_url}/v1/sources/{UNKNOWN_SOURCE}/deliveries").status_code == 404
