@@ -282,13 +282,25 @@ def clean_source_id(source_id: str) -> str:
 
 
 def test_a_failing_ring_write_never_changes_the_answer(clean, source, db):
-    assert partner.send(source["url"], source["secret"]).status_code == 202  # keys cached
-    next_second()
-    clean.processes["firestore"].pause()
+    """An ingest instance whose Firestore answers are lost: the ring write times out (1 s, no
+    retry), the refusal is answered as ever, and the log line counts the failure."""
+    from devstack.processes import free_port, start_service
+    from tests.support import CuttableProxy
+
+    proxy = CuttableProxy(clean.firestore_host)
+    port = free_port()
+    env = {**clean.service_env(), "FIRESTORE_EMULATOR_HOST": proxy.address}
+    instance = start_service("ingest", port, env, clean.state_dir / "logs")
+    url = f"http://127.0.0.1:{port}/webhooks/inbound/{source['id']}"
     try:
-        answer = partner.send(source["url"], source["secret"], body=b"{bad json")
+        assert partner.send(url, source["secret"]).status_code == 202  # keys cached
+        next_second()
+        proxy.swallow_answers()
+        answer = partner.send(url, source["secret"], body=b"{bad json")
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+        request_id = answer.headers["X-Request-Id"]
     finally:
-        clean.processes["firestore"].resume()
-    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
-    line = request_log(clean, "ingest", answer.headers["X-Request-Id"])
+        proxy.close()
+        instance.stop()
+    line = request_log(clean, "ingest", request_id)  # the instance shares the stack's log file
     assert line["deliveryRing"] == "failed" and line["deliveryRingError"]
