@@ -144,7 +144,8 @@ def test_an_owner_deleted_in_clerk_leaves_blocks_reporting_source_deleted(clean,
     envelope = clerk.event("user.deleted", clerk.deleted("user", "user_alice"))
     assert clerk.post(clean.url("clerk-sync"), clean.webhook_secret, envelope).ok
     assert wait_for(lambda: dashboard.get_block("orphan").json()["status"] == "source-deleted", 20)
-    assert refreshes(clean, source["id"], "delete")
+    # The refresh updates the block before its request log line is written: wait for the line.
+    assert wait_for(lambda: refreshes(clean, source["id"], "delete"), 10)
 
 
 @pytest.mark.parametrize(
