@@ -113,7 +113,7 @@ GOALS = [
     ),
     ("cold_start", "ratio", "<= 1.3", lambda s: s["ratio"] <= 1.3),
     ("clerk_sync", "ratio", ">= 0.8", lambda s: s["ratio"] >= 0.8),
-    ("schema", "worst_inlet_ms", "<= 16", lambda s: s["worst_inlet_ms"] <= 16),
+    ("schema", "worst_inlet_ms", "<= 10", lambda s: s["worst_inlet_ms"] <= 10),
 ]
 
 

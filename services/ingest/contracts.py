@@ -44,7 +44,7 @@ MAX_SCHEMA_BYTES = 64 * 1024
 # ``_WEIGHTS``): 1.5-3 µs each on the measured machine (README "Performance"), so at most about
 # 8-16 ms there whatever the schema. A typical event spends a few hundred units; an order with
 # ~70 line items, each checked against a 3-property object schema, spends all of it.
-FUEL = 5_000
+FUEL = 3_000
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _DIALECTS = {DIALECT, DIALECT + "#"}
 # Per-pattern memory ceiling for RE2 (its default is 8 MiB): past it RE2 falls back from its

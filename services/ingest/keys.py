@@ -31,6 +31,11 @@ TTL_S = 30.0
 RELOAD_AFTER_S = 1.0
 MAX_ENTRIES = 10_000  # live sources; the least recently loaded goes first
 MAX_ABSENT = 10_000  # deleted or unknown sources with a valid id, kept apart from live ones
+# Compiled schemas take about 15 times their JSON text in heap, and a tenant may give many
+# sources a 64 KiB schema: the live entries' schema text is bounded on its own (about 60 MiB of
+# compiled schemas), the oldest schema-bearing entry going first. An evicted source reloads on
+# its next request (one read and a compile) and loses nothing else.
+MAX_CONTRACT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,17 @@ _UNKNOWN = Entry(loaded_at=float("inf"), found=False)
 
 
 class KeyCache:
-    def __init__(self, keyring: Keyring, ids: source_store.SourceIds) -> None:
+    def __init__(
+        self,
+        keyring: Keyring,
+        ids: source_store.SourceIds,
+        max_contract_bytes: int = MAX_CONTRACT_BYTES,
+    ) -> None:
         self._keyring = keyring
         self._ids = ids
         self._entries: dict[str, Entry] = {}  # live sources
+        self._contract_bytes = 0  # schema text held by self._entries' contracts
+        self._max_contract_bytes = max_contract_bytes
         self._absent: dict[str, Entry] = {}  # deleted or unknown, with a valid id
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -99,8 +111,7 @@ class KeyCache:
 
     def forget(self, source_id: str) -> None:
         with self._lock:
-            self._entries.pop(source_id, None)
-            self._absent.pop(source_id, None)
+            self._drop(source_id)
 
     def cached(self, source_id: str) -> Entry | None:
         """The live entry this instance holds now, without loading one (no Firestore call)."""
@@ -123,15 +134,32 @@ class KeyCache:
         if previous is not None:
             entry.reloaded_at = previous.reloaded_at
         with self._lock:
-            self._entries.pop(source_id, None)
-            self._absent.pop(source_id, None)
-            table, bound = (
-                (self._entries, MAX_ENTRIES) if entry.found else (self._absent, MAX_ABSENT)
-            )
-            while len(table) >= bound:
-                table.pop(next(iter(table)))  # the oldest load
-            table[source_id] = entry
+            self._drop(source_id)
+            if not entry.found:
+                while len(self._absent) >= MAX_ABSENT:
+                    self._absent.pop(next(iter(self._absent)))  # the oldest load
+                self._absent[source_id] = entry
+                return entry
+            while len(self._entries) >= MAX_ENTRIES:
+                self._drop(next(iter(self._entries)))  # the oldest load
+            if entry.contract is not None:
+                size = len(entry.contract.text)
+                if self._contract_bytes + size > self._max_contract_bytes:
+                    with_contract = [i for i, e in self._entries.items() if e.contract is not None]
+                    for oldest in with_contract:  # in load order
+                        self._drop(oldest)
+                        if self._contract_bytes + size <= self._max_contract_bytes:
+                            break
+                self._contract_bytes += size
+            self._entries[source_id] = entry
         return entry
+
+    def _drop(self, source_id: str) -> None:
+        """Remove a source's entry, live or absent (the caller holds the lock)."""
+        self._absent.pop(source_id, None)
+        entry = self._entries.pop(source_id, None)
+        if entry is not None and entry.contract is not None:
+            self._contract_bytes -= len(entry.contract.text)
 
     def _open(self, source_id: str, record: dict, previous: Entry | None) -> tuple:
         """Decrypt the source's keys, reusing secrets and public keys this instance holds."""

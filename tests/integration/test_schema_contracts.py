@@ -198,7 +198,7 @@ def test_a_catastrophic_pattern_is_answered_promptly(tenant, source, db):
         "pointer": "/name",
         "keyword": "pattern",
     }
-    accepted = partner.send(source["url"], source["secret"], {"name": "a" * 200_000})
+    accepted = partner.send(source["url"], source["secret"], {"name": "a" * 100_000})
     assert accepted.status_code == 202
 
 
@@ -252,3 +252,39 @@ def test_the_cache_compiles_a_schema_once_and_recompiles_only_a_changed_one(clea
     reloaded.loaded_at -= key_cache.TTL_S + 1
     changed = cache.get(source["id"])
     assert changed.contract is not first.contract and changed.contract.text == '{"type":"array"}'
+
+
+def test_compiled_schemas_are_bounded_per_instance_oldest_first(clean, tenant):
+    """A tenant giving many sources big schemas cannot fill an instance's memory: past the
+    bound on schema text, the oldest schema-bearing entry leaves the cache (and reloads on its
+    next request); entries without a schema stay."""
+    from services.common.crypto import Keyring
+    from services.common.source_store import SourceIds
+    from services.ingest import keys as key_cache
+
+    keyring = Keyring.parse(clean.source_kek)
+    plain = tenant.create("no schema").json()
+    shaped = [tenant.create(f"schema {n}").json() for n in range(3)]
+    for n, created in enumerate(shaped):
+        schema = {"type": "object", "description": f"source {n} " + "x" * 1000}
+        assert tenant.put_schema(created["id"], schema).status_code == 200
+    size = len(
+        json.dumps(
+            {"type": "object", "description": "source 0 " + "x" * 1000}, separators=(",", ":")
+        )
+    )
+    cache = key_cache.KeyCache(
+        keyring, SourceIds.from_keyring(keyring), max_contract_bytes=2 * size + 10
+    )
+    plain_entry = cache.get(plain["id"])
+    first, second, third = (cache.get(created["id"]) for created in shaped)
+    assert all(entry.contract is not None for entry in (first, second, third))
+    assert cache.cached(shaped[0]["id"]) is None  # the oldest schema went
+    assert cache.cached(shaped[1]["id"]) is second and cache.cached(shaped[2]["id"]) is third
+    assert cache.cached(plain["id"]) is plain_entry  # no schema: not counted, not evicted
+    reloaded = cache.get(shaped[0]["id"])  # reloads, and pushes out the next oldest schema
+    assert reloaded.contract is not None and reloaded is not first
+    assert cache.cached(shaped[1]["id"]) is None and cache.cached(shaped[2]["id"]) is third
+    cache.forget(shaped[2]["id"])
+    assert cache.get(shaped[1]["id"]).contract is not None  # room again: both fit
+    assert cache.cached(shaped[0]["id"]) is reloaded

@@ -242,7 +242,7 @@ def test_multiple_of_over_huge_numbers_answers_instead_of_overflowing():
 
 def test_unique_items_is_linear_and_follows_json_equality():
     contract = contracts.parse({"uniqueItems": True})
-    contract.check([{"a": i} for i in range(2000)])
+    contract.check([{"a": i} for i in range(1000)])
     contract.check([1, True, "1", [1], {"1": 1}])  # true is not 1 in JSON Schema
     for duplicated in ([1, 1.0], [{"a": [1]}, {"a": [1.0]}], [{"a": 1, "b": 2}, {"b": 2, "a": 1}]):
         with pytest.raises(SchemaViolation):
