@@ -48,20 +48,22 @@ def ed25519_source(tenant):
     return created.json(), private
 
 
+def provider_source(tenant, provider: str, secret: str) -> dict:
+    """A GitHub or Stripe source whose provider secret is set, as a team does after creating it."""
+    created = tenant.create(provider.title(), provider=provider)
+    assert created.status_code == 201, created.text
+    assert tenant.rotate(created.json()["id"], secret=secret).status_code == 200
+    return created.json()
+
+
 @pytest.fixture
 def stripe_source(tenant) -> dict:
-    created = tenant.create("Stripe", provider="stripe")
-    assert created.status_code == 201, created.text
-    assert tenant.rotate(created.json()["id"], secret=STRIPE_SECRET).status_code == 200
-    return created.json()
+    return provider_source(tenant, "stripe", STRIPE_SECRET)
 
 
 @pytest.fixture
 def github_source(tenant) -> dict:
-    created = tenant.create("GitHub", provider="github")
-    assert created.status_code == 201, created.text
-    assert tenant.rotate(created.json()["id"], secret=GITHUB_SECRET).status_code == 200
-    return created.json()
+    return provider_source(tenant, "github", GITHUB_SECRET)
 
 
 # --- ed25519 -------------------------------------------------------------------------------------
