@@ -13,16 +13,12 @@ from typing import Any
 from services.common import source_store, store
 from services.common.auth import Principal
 from services.common.contention import Contended, retry_contended
-from services.common.errors import BadRequest, Forbidden, NotFound
+from services.common.errors import BadRequest, NotFound
+from services.ingest.sources import require_admin
 
 # The request body is the schema wrapped in {"schema": …}, possibly pretty-printed: the 64 KiB
 # limit applies to the schema's compact JSON (contracts.MAX_SCHEMA_BYTES), not to this.
 MAX_BODY = 256 * 1024
-
-
-def _require_admin(principal: Principal) -> None:
-    if not principal.may_administer:
-        raise Forbidden("only organization admins may change data sources")
 
 
 def set_schema(principal: Principal, source_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +28,7 @@ def set_schema(principal: Principal, source_id: str, body: dict[str, Any]) -> di
     from services.ingest import contracts
 
     snap = source_store.owned(principal, source_id)  # someone else's: 404 before anything else
-    _require_admin(principal)
+    require_admin(principal)
     if "schema" not in body:
         raise BadRequest('body must be {"schema": <JSON Schema 2020-12>}')
     if set(body) != {"schema"}:
@@ -81,7 +77,7 @@ def delete_schema(principal: Principal, source_id: str) -> bool:
     from google.cloud import firestore
 
     snap = source_store.owned(principal, source_id)
-    _require_admin(principal)
+    require_admin(principal)
     db = store.client()
     read = [snap]
 

@@ -144,7 +144,9 @@ def json_integer(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _require_admin(principal: Principal) -> None:
+def require_admin(principal: Principal) -> None:
+    """Only an organization's admins change its sources (and their schemas); a user's own
+    sources are theirs to change."""
     if not principal.may_administer:
         raise Forbidden("only organization admins may change data sources")
 
@@ -152,7 +154,7 @@ def _require_admin(principal: Principal) -> None:
 def create(
     principal: Principal, body: dict[str, Any], keyring: Keyring, ids: source_store.SourceIds
 ) -> dict[str, Any]:
-    _require_admin(principal)
+    require_admin(principal)
     label, retention = _label(body), _retention(body)
     provider, signing = _kind(body)
     source_id = ids.new()
@@ -222,7 +224,7 @@ def rotate(
     snap = source_store.owned(
         principal, source_id
     )  # someone else's source is a 404 before anything else
-    _require_admin(principal)
+    require_admin(principal)
     grace = json_integer(body.get("graceSeconds", 0))
     if grace is None or not 0 <= grace <= MAX_GRACE_S:
         raise BadRequest(f"graceSeconds must be an integer from 0 to {MAX_GRACE_S}")
@@ -263,5 +265,5 @@ def rotate(
 def delete(principal: Principal, source_id: str) -> bool:
     """Stop accepting events now; True when this call deleted it (False when repeated)."""
     source_store.owned(principal, source_id, allow_deleted=True)
-    _require_admin(principal)
+    require_admin(principal)
     return source_store.mark_deleted(source_id, principal.user_id)
