@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from services.common import store
@@ -131,6 +132,44 @@ def _fetch(source_id: str, owner: str | None, *, allow_deleted: bool):
     if snap.get("deleted") and not allow_deleted:
         raise NotFound("no such source")
     return snap
+
+
+def change_owned(
+    principal: Principal,
+    source_id: str,
+    change: Callable[[Any], tuple[dict[str, Any], dict[str, Any]] | None],
+    *,
+    first: Any = None,
+) -> tuple[Any, dict[str, Any] | None]:
+    """Update the caller's source as ``change(snapshot)`` decides: ``(fields, audit entry)``,
+    or None to write nothing. The update is conditional on the document as read and carries its
+    audit entry in the same commit; a concurrent change (a rotation, a deletion) makes it read
+    the source again and decide again, under the one contention policy. ``first`` is a
+    snapshot already read by the caller. Returns the snapshot decided on and the fields written.
+    """
+    from google.api_core import exceptions as gexc
+
+    db = store.client()
+    read = [first] if first is not None else []
+
+    def attempt() -> tuple[Any, dict[str, Any] | None]:
+        snap = read.pop() if read else owned(principal, source_id)
+        decided = change(snap)
+        if decided is None:
+            return snap, None
+        fields, audit = decided
+        batch = db.batch()
+        batch.update(
+            snap.reference, fields, option=db.write_option(last_update_time=snap.update_time)
+        )
+        batch.set(db.collection(AUDIT).document(), audit)
+        try:
+            batch.commit(retry=store.retry())
+        except gexc.FailedPrecondition:
+            raise Contended from None  # changed since it was read: read it again
+        return snap, fields
+
+    return retry_contended(attempt, message="the source is being changed concurrently, retry")
 
 
 def audit_entry(action: str, actor: str, source_id: str, **details: Any) -> dict[str, Any]:

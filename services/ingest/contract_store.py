@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.common import source_store, store
+from services.common import source_store
 from services.common.auth import Principal
-from services.common.contention import Contended, retry_contended
 from services.common.errors import BadRequest, NotFound
 from services.ingest.sources import require_admin
 
@@ -23,8 +22,6 @@ MAX_BODY = 256 * 1024
 
 def set_schema(principal: Principal, source_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Check and store ``body["schema"]``; the source's record as now stored."""
-    from google.api_core import exceptions as gexc
-
     from services.ingest import contracts
 
     snap = source_store.owned(principal, source_id)  # someone else's: 404 before anything else
@@ -34,33 +31,18 @@ def set_schema(principal: Principal, source_id: str, body: dict[str, Any]) -> di
     if set(body) != {"schema"}:
         raise BadRequest('body must have only the "schema" field')
     contract = contracts.parse(body["schema"])
-    db = store.client()
-    read = [snap]
-
-    def attempt() -> dict[str, Any]:
-        snap = read.pop() if read else source_store.owned(principal, source_id)
-        batch = db.batch()
-        # Conditional on the source as read: a concurrent deletion is not overwritten.
-        batch.update(
-            snap.reference,
-            {"schema": contract.text},
-            option=db.write_option(last_update_time=snap.update_time),
-        )
-        audit = source_store.audit_entry(
-            "schema.set",
-            principal.user_id,
-            source_id,
-            schemaSha256=contract.digest,
-            size=len(contract.text.encode()),
-        )
-        batch.set(db.collection(source_store.AUDIT).document(), audit)
-        try:
-            batch.commit(retry=store.retry())
-        except gexc.FailedPrecondition:
-            raise Contended from None  # changed concurrently: read it again
-        return {**snap.to_dict(), "schema": contract.text}
-
-    return retry_contended(attempt, message="the source is being changed concurrently, retry")
+    audit = source_store.audit_entry(
+        "schema.set",
+        principal.user_id,
+        source_id,
+        schemaSha256=contract.digest,
+        size=len(contract.text.encode()),
+    )
+    # Conditional on the source as read: a concurrent deletion is not overwritten.
+    snap, written = source_store.change_owned(
+        principal, source_id, lambda snap: ({"schema": contract.text}, audit), first=snap
+    )
+    return {**snap.to_dict(), **written}
 
 
 def get_schema(principal: Principal, source_id: str) -> Any:
@@ -73,30 +55,16 @@ def get_schema(principal: Principal, source_id: str) -> Any:
 
 def delete_schema(principal: Principal, source_id: str) -> bool:
     """Remove the source's schema; True when there was one (a repeat changes nothing)."""
-    from google.api_core import exceptions as gexc
     from google.cloud import firestore
 
     snap = source_store.owned(principal, source_id)
     require_admin(principal)
-    db = store.client()
-    read = [snap]
 
-    def attempt() -> bool:
-        snap = read.pop() if read else source_store.owned(principal, source_id)
+    def change(snap) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if snap.to_dict().get("schema") is None:
-            return False
-        batch = db.batch()
-        batch.update(
-            snap.reference,
-            {"schema": firestore.DELETE_FIELD},
-            option=db.write_option(last_update_time=snap.update_time),
-        )
+            return None
         audit = source_store.audit_entry("schema.deleted", principal.user_id, source_id)
-        batch.set(db.collection(source_store.AUDIT).document(), audit)
-        try:
-            batch.commit(retry=store.retry())
-        except gexc.FailedPrecondition:
-            raise Contended from None
-        return True
+        return {"schema": firestore.DELETE_FIELD}, audit
 
-    return retry_contended(attempt, message="the source is being changed concurrently, retry")
+    _, written = source_store.change_owned(principal, source_id, change, first=snap)
+    return written is not None

@@ -19,7 +19,6 @@ from typing import Any
 
 from services.common import source_store, store
 from services.common.auth import Principal
-from services.common.contention import Contended, retry_contended
 from services.common.crypto import Keyring
 from services.common.errors import BadRequest, Forbidden
 from services.ingest import signature
@@ -219,47 +218,29 @@ def rotate(
     (``ed25519``) or the provider's ``secret`` sent (GitHub, Stripe; never shown back). At most
     two keys verify at once: rotating during a grace period ends the older one.
     """
-    from google.api_core import exceptions as gexc
-
-    snap = source_store.owned(
-        principal, source_id
-    )  # someone else's source is a 404 before anything else
+    snap = source_store.owned(principal, source_id)  # someone else's: a 404 before anything
     require_admin(principal)
     grace = json_integer(body.get("graceSeconds", 0))
     if grace is None or not 0 <= grace <= MAX_GRACE_S:
         raise BadRequest(f"graceSeconds must be an integer from 0 to {MAX_GRACE_S}")
-    db = store.client()
-    read = [snap]
-
     stored = snap.to_dict()
     kind = (stored.get("provider", "inlet"), stored.get("signing", "hmac"))
     key, secret = _new_keys(keyring, source_id, kind, body, dt.datetime.now(dt.UTC))
 
-    def attempt() -> dict[str, Any]:
-        snap = read.pop() if read else source_store.owned(principal, source_id)
-        now = dt.datetime.now(dt.UTC)
+    def change(snap) -> tuple[dict[str, Any], dict[str, Any]]:
         keys = [key]
         current = next((k for k in snap.get("keys") if k.get("expiresAt") is None), None)
         if current is not None and grace > 0:
-            keys.append({**current, "expiresAt": now + dt.timedelta(seconds=grace)})
-        batch = db.batch()
-        batch.update(
-            snap.reference,
-            {"keys": keys},
-            option=db.write_option(last_update_time=snap.update_time),
-        )
+            ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
+            keys.append({**current, "expiresAt": ends})
         audit = source_store.audit_entry(
             "source.rotated", principal.user_id, source_id, graceSeconds=grace
         )
-        batch.set(db.collection(source_store.AUDIT).document(), audit)
-        try:
-            batch.commit(retry=store.retry())
-        except gexc.FailedPrecondition:
-            raise Contended from None  # rotated concurrently: start from the newer state
-        rotated = {**snap.to_dict(), "keys": keys}
-        return {**rotated, "secret": secret} if secret is not None else rotated
+        return {"keys": keys}, audit
 
-    return retry_contended(attempt, message="the source is being changed concurrently, retry")
+    snap, written = source_store.change_owned(principal, source_id, change, first=snap)
+    rotated = {**snap.to_dict(), **written}
+    return {**rotated, "secret": secret} if secret is not None else rotated
 
 
 def delete(principal: Principal, source_id: str) -> bool:
