@@ -8,87 +8,27 @@ overwritten, so it is safe to run while webhooks arrive, and safe to run twice.
 
 Progress (collection and next offset) is stored in ``backfill/clerk`` after every page, so a
 re-run after a crash continues where the last one stopped; ``--restart`` starts over, and a
-finished run records ``status: completed``.
+finished run records ``status: completed``. The console script's entry is ``cli.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
+from services.clerk_sync.directory import DEFAULT_WORKERS, LISTINGS, Listing, Settings, client
 from services.common import clerk_store as sync
 from services.common import store
-from services.common.clerk_api import (
-    DEFAULT_API_URL,
-    MAX_LIMIT,
-    ClerkAPI,
-    ClerkAPIError,
-    ClerkAPISettings,
-    RetryPolicy,
-)
-from services.common.clerk_events import (
-    MEMBERSHIPS,
-    ORGANIZATIONS,
-    USERS,
-    MalformedEvent,
-    change_from_object,
-)
-from services.common.config import ConfigError, Env, FirestoreSettings
+from services.common.clerk_api import MAX_LIMIT, ClerkAPI, RetryPolicy
+from services.common.clerk_events import MalformedEvent, change_from_object
 
-DEFAULT_WORKERS = 8  # objects of one page applied in parallel; each is its own transaction
 STATE_COLLECTION = "backfill"
 STATE_DOCUMENT = "clerk"
-
-
-@dataclass(frozen=True)
-class Listing:
-    """One Backend API list endpoint and the collection its objects go to."""
-
-    collection: str
-    path: str
-    count_path: str | None = None  # where the total is, when list pages do not carry it
-
-
-# The order of the pass (README "clerk-sync"): users, then organizations, then memberships.
-LISTINGS = (
-    Listing(USERS, "/v1/users", count_path="/v1/users/count"),
-    Listing(ORGANIZATIONS, "/v1/organizations"),
-    Listing(MEMBERSHIPS, "/v1/organization_memberships"),
-)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the backfill reads from the environment, once (README "Configuration")."""
-
-    firestore: FirestoreSettings
-    api_url: str
-    secret_key: str = field(repr=False)  # never printed
-
-    @classmethod
-    def from_env(cls, env: Env | None = None) -> Settings:
-        env = env or Env()
-        return cls(
-            firestore=FirestoreSettings.from_env(env),
-            api_url=env.str("CLERK_API_URL", DEFAULT_API_URL).rstrip("/"),
-            secret_key=env.str("CLERK_SECRET_KEY"),
-        )
-
-
-def client(settings: Settings, retry: RetryPolicy | None = None) -> ClerkAPI:
-    """The Backend API client for a run: listings are ordered by creation time (oldest first),
-    so objects created while a run goes on (or between a crash and its resume) land after the
-    stored offset instead of shifting the pages not yet read."""
-    return ClerkAPI(
-        ClerkAPISettings(settings.api_url, settings.secret_key), retry, user_agent="inlet-backfill"
-    )
 
 
 class BackfillError(RuntimeError):
@@ -257,67 +197,3 @@ class _State:
         self._ref.set(
             {**fields, "counts": counts, "updatedAt": sync.now()}, merge=True, retry=store.retry()
         )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="inlet-backfill",
-        description="Copy Clerk's existing users, organizations and memberships into Firestore.",
-    )
-    parser.add_argument(
-        "--reconcile",
-        action="store_true",
-        help="also tombstone what Firestore holds that Clerk no longer has (each confirmed by "
-        "a direct read answering 404); stores no progress, safe to run on a schedule",
-    )
-    parser.add_argument(
-        "--limit", type=int, default=MAX_LIMIT, help=f"objects per page, 1-{MAX_LIMIT}"
-    )
-    parser.add_argument(
-        "--restart", action="store_true", help="ignore stored progress and start over"
-    )
-    parser.add_argument(
-        "--workers", type=int, default=DEFAULT_WORKERS, help="objects applied in parallel"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
-    if not 1 <= args.limit <= MAX_LIMIT:
-        parser.error(f"--limit must be between 1 and {MAX_LIMIT}")
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
-    try:
-        settings = Settings.from_env()
-    except ConfigError as err:
-        print(f"inlet-backfill: {err}", file=sys.stderr)
-        return 2
-    try:
-        if args.reconcile:
-            from services.clerk_sync import reconcile
-
-            report = reconcile.run(
-                settings, limit=args.limit, workers=args.workers, progress=not args.no_progress
-            )
-        else:
-            report = run(
-                settings,
-                limit=args.limit,
-                restart=args.restart,
-                workers=args.workers,
-                progress=not args.no_progress,
-            )
-    except (BackfillError, ClerkAPIError) as err:
-        again = "run it again" if args.reconcile else "run again to resume"
-        print(f"inlet-backfill: stopped: {err}; {again}", file=sys.stderr)
-        return 1
-    except store.storage_errors() as err:
-        print(
-            f"inlet-backfill: Firestore unavailable ({type(err).__name__}); run again to resume",
-            file=sys.stderr,
-        )
-        return 1
-    print(report.summary())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from services.clerk_sync.backfill import LISTINGS, Listing, Settings, client
+from services.clerk_sync.directory import LISTINGS, Listing, Settings, client
 from services.common import clerk_store, store
 from services.common.clerk_api import MAX_LIMIT, ClerkAPI, RetryPolicy
 from services.common.clerk_events import (

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from services.clerk_sync import backfill
-from services.clerk_sync.backfill import ClerkAPIError, RetryPolicy, Settings
+from services.clerk_sync import backfill, cli
+from services.clerk_sync.directory import Settings
+from services.common.clerk_api import ClerkAPIError, RetryPolicy
 from services.common.config import FirestoreSettings
 from tests import clerk
 from tests.support import FakeClerkAPI
@@ -206,7 +207,7 @@ def test_main_reads_the_environment_and_never_prints_the_key(clerk_api, db, monk
     monkeypatch.setenv("CLERK_API_URL", clerk_api.url)
     monkeypatch.setenv("CLERK_SECRET_KEY", API_KEY)
 
-    assert backfill.main(["--limit", "3"]) == 0
+    assert cli.main(["--limit", "3"]) == 0
 
     out = capsys.readouterr()
     assert "users: 7 applied" in out.out
@@ -221,7 +222,7 @@ def test_main_with_a_refused_key_stops_without_printing_it(clerk_api, db, monkey
     monkeypatch.setenv("CLERK_API_URL", clerk_api.url)
     monkeypatch.setenv("CLERK_SECRET_KEY", wrong)
 
-    assert backfill.main(["--no-progress"]) == 1
+    assert cli.main(["--no-progress"]) == 1
 
     out = capsys.readouterr()
     assert "HTTP 401" in out.err and "CLERK_SECRET_KEY" in out.err
@@ -233,7 +234,7 @@ def test_main_with_a_refused_key_stops_without_printing_it(clerk_api, db, monkey
 def test_main_names_a_missing_variable(stack, monkeypatch, capsys):
     monkeypatch.delenv("CLERK_SECRET_KEY", raising=False)
 
-    assert backfill.main([]) == 2
+    assert cli.main([]) == 2
 
     assert "CLERK_SECRET_KEY is required" in capsys.readouterr().err
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.clerk_sync import backfill, reconcile
-from services.clerk_sync.backfill import Settings
-from services.common.clerk_api import RetryPolicy
+from services.clerk_sync import backfill, cli, reconcile
+from services.clerk_sync.directory import Settings
+from services.common.clerk_api import ClerkAPIError, RetryPolicy
 from services.common.config import FirestoreSettings
 from tests import clerk
 from tests.support import FakeClerkAPI
@@ -151,7 +151,7 @@ def test_a_clerk_failure_during_confirmation_stops_the_run_without_tombstoning(
     clerk_api.remove(USERS, "user_2")
     clerk_api.fail("/v1/users/user_2")
 
-    with pytest.raises(backfill.ClerkAPIError):
+    with pytest.raises(ClerkAPIError):
         run(synced)
 
     assert not docs(db, "users")["user_2"]["deleted"]
@@ -162,7 +162,7 @@ def test_the_console_script_reconciles_and_prints_counts(synced, clerk_api, monk
     monkeypatch.setenv("CLERK_SECRET_KEY", API_KEY)
     clerk_api.remove(ORGS, "org_1")
 
-    assert backfill.main(["--reconcile", "--no-progress", "--limit", "2"]) == 0
+    assert cli.main(["--reconcile", "--no-progress", "--limit", "2"]) == 0
 
     out = capsys.readouterr()
     assert "organizations: 2 seen, 0 updated, 1 tombstoned, 2 unchanged" in out.out
