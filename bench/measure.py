@@ -111,6 +111,12 @@ GOALS = [
         "<= burst_s + 2, fresh <= 2 s",
         lambda s: s["refreshes"] <= s["burst_s"] + 2 and s["fresh_after_last_event_s"] <= 2,
     ),
+    (
+        "coalescing",
+        "followups",
+        "<= ceil(burst_s / 10) + 2",
+        lambda s: s["followups"] <= math.ceil(s["burst_s"] / 10) + 2,
+    ),
     ("cold_start", "ratio", "<= 1.3", lambda s: s["ratio"] <= 1.3),
     ("clerk_sync", "ratio", ">= 0.8", lambda s: s["ratio"] >= 0.8),
     ("schema", "worst_inlet_ms", "<= 10", lambda s: s["worst_inlet_ms"] <= 10),

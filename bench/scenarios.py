@@ -481,16 +481,32 @@ class Bench:
                 fresh = time.monotonic() - last[0]
                 break
             time.sleep(0.05)
-        refreshes = [
+        # Follow-ups are counted once every one the burst asked for has run: the settling ones
+        # (on a 10 s grid, at most SETTLE + 11 s after the last event) were served; the window
+        # ones (a 1h block: an hour later) are still recorded in the outbox, counted there.
+        from services.query import rollup_store
+
+        settled = last[0] + rollup_store.SETTLE.total_seconds() + 15
+        time.sleep(max(0.0, settled - time.monotonic()))
+        now = dt.datetime.now(dt.UTC)
+        served = [
             line
             for line in window.lines()
             if line["httpRequest"]["requestUrl"] == "/tasks/refresh"
             and line.get("sourceId") == source_id
         ]
+        pending = [
+            m
+            for m in self.db.collection("refresh_pending").stream()
+            if m.get("sourceId") == source_id and (m.get("dueAt") or now) > now
+        ]
+        followups = [line for line in served if line.get("reason") == "followup"]
         return {
             "events": events,
             "burst_s": round(last[0] - started, 1),
-            "refreshes": len(refreshes),
+            "refreshes": len(served) - len(followups),
+            "followups": len(followups) + len(pending),
+            "followups_pending": len(pending),
             "fresh_after_last_event_s": round(fresh, 2) if fresh is not None else None,
         }
 

@@ -156,6 +156,9 @@ class QueryAPI:
     def get_block(self, block_id: str) -> requests.Response:
         return requests.get(f"{self.base}/v1/blocks/{block_id}", headers=self.auth, timeout=15)
 
+    def delete_block(self, block_id: str) -> requests.Response:
+        return requests.delete(f"{self.base}/v1/blocks/{block_id}", headers=self.auth, timeout=15)
+
     def list_blocks(self, **params) -> requests.Response:
         url = f"{self.base}/v1/blocks"
         return requests.get(url, params=params, headers=self.auth, timeout=15)

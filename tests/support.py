@@ -378,3 +378,17 @@ def run_refresh(stack, source_id: str, reason: str = "event", **kw) -> requests.
         timeout=kw.pop("timeout", 120),
         **kw,
     )
+
+
+def rollup_state(db, source_id: str) -> dict:
+    """The source's stored rollup state (module query.rollup_store)."""
+    ref = db.collection("sources").document(source_id).collection("rollup_state")
+    snap = ref.document("state").get()
+    return snap.to_dict() if snap.exists else {}
+
+
+def rollup_buckets(db, source_id: str, key: str = "_all", granularity: str | None = None) -> list:
+    """The stored buckets of one rolled-up field (by its key: ``_all`` or a path's key)."""
+    tag = rollup_state(db, source_id)["fields"][key]["tag"]
+    buckets = db.collection("sources").document(source_id).collection("rollups").stream()
+    return [b.to_dict() for b in buckets if b.get("f") == tag and granularity in (None, b.get("g"))]

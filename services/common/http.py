@@ -7,7 +7,6 @@ with a Flask request for every path.
 from __future__ import annotations
 
 import io
-import json
 import re
 import time
 import uuid
@@ -19,7 +18,7 @@ from flask import Request, Response, current_app, has_app_context
 from flask import request as current_request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from services.common import context, logs, store, strict_json
+from services.common import context, json_text, logs, store, strict_json
 from services.common.errors import (
     BadRequest,
     InletError,
@@ -64,7 +63,7 @@ def route(
 
 
 def json_response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
-    payload = "" if body is None else json.dumps(body, separators=(",", ":"), default=str)
+    payload = "" if body is None else json_text.dumps(body)
     return Response(payload, status=status, headers=headers, mimetype="application/json")
 
 

@@ -53,7 +53,7 @@ INDEX_EXEMPTIONS = (
     # shard, so no index holds one increasing range for the whole collection (outbox.py).
     *(
         IndexExemption("refresh_pending", field)
-        for field in ("createdAt", "enqueuedAt", "bucket", "reason", "claim", "shard")
+        for field in ("createdAt", "enqueuedAt", "dueAt", "bucket", "reason", "claim", "shard")
     ),
     # A source's schema contract: JSON text up to 64 KiB, read with the source by id.
     IndexExemption("sources", "schema"),
@@ -63,7 +63,10 @@ INDEX_EXEMPTIONS = (
     # Rollup buckets: the exact sum is text no query filters on.
     IndexExemption("rollups", "s"),
     # The rollup state: one document per source, read by id.
-    IndexExemption("rollup_state", "fields"),
+    *(
+        IndexExemption("rollup_state", field)
+        for field in ("fields", "retained", "rules", "orphans")
+    ),
     # The delivery inspector's ring (ingest/deliveries.py): listed by time ("at") only.
     *(
         IndexExemption("delivery_ring", field)

@@ -84,6 +84,7 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
                 "createdAt": now,
                 # Optimistic, so the usual path costs one write; a failed enqueue clears it.
                 "enqueuedAt": now,
+                "dueAt": None,  # due when its bucket closes (a follow-up's is later)
                 "expireAt": now + GIVE_UP_AFTER,
             },
             retry=store.retry(),
@@ -109,6 +110,43 @@ def schedule_refresh(settings: TaskSettings, source_id: str, reason: str = "even
     with _recent_lock:  # neither marker nor task: the next attempt of this window retries
         _recent.pop(key, None)
     raise StorageUnavailable("the refresh could not be scheduled, retry")
+
+
+def schedule_followup(settings: TaskSettings, source_id: str, due: dt.datetime) -> None:
+    """Make sure one refresh of the source runs at ``due`` (a follow-up: a window moving on,
+    events settling). Recorded like an event's refresh, so a failed enqueue is not lost: the
+    sweep re-enqueues the marker for its due time. Callers put ``due`` on a grid, so the
+    refreshes of one burst ask for the same marker and task (created once, must-not-exist)."""
+    from google.api_core import exceptions as gexc
+
+    due_s = int(due.timestamp())
+    marker = store.client().collection(MARKERS).document(f"{source_id}_due_{due_s}")
+    now = dt.datetime.now(dt.UTC)
+    try:
+        marker.create(
+            {
+                "sourceId": source_id,
+                "reason": "followup",
+                "bucket": due_s,
+                "shard": shard_of(source_id),
+                "claim": secrets.token_hex(8),
+                "createdAt": now,
+                "dueAt": due,
+                # "Enqueued for": a marker served late is lost only REENQUEUE_AFTER past due.
+                "enqueuedAt": due,
+                "expireAt": max(now, due) + GIVE_UP_AFTER,
+            },
+            retry=store.retry(),
+        )
+    except gexc.AlreadyExists:
+        return  # this follow-up is recorded and enqueued already
+    except store.storage_errors() as err:
+        # Without the marker the follow-up could be lost: the refresh answers 503 and its
+        # retry schedules again.
+        raise StorageUnavailable("the follow-up could not be recorded, retry") from err
+    name = task_id(source_id, "due", due_s)
+    if not _enqueue(settings, source_id, "followup", name, due):
+        _mark(marker, None)  # the sweep re-enqueues it
 
 
 def _claimed(marker, claim: str) -> bool:
@@ -176,18 +214,23 @@ def sweep(settings: TaskSettings, limit: int = 200) -> tuple[dict[str, int], set
                     owed.setdefault((snap.get("sourceId"), snap.get("reason")), []).append(snap)
     minute = int(now.timestamp()) // 60
     for (source_id, reason), snaps in owed.items():
+        # A follow-up is owed at its due time, never sooner; the earliest owed one stands for all
+        # (the refresh it runs schedules whatever comes next).
+        due = [(s.to_dict() or {}).get("dueAt") for s in snaps]
+        run_at = max(now, min(due)) if None not in due else now
         name = task_id(source_id, reason, snaps[0].get("bucket"), f"-s{minute}")
-        if not _enqueue(settings, source_id, reason, name, now):
+        if not _enqueue(settings, source_id, reason, name, run_at):
             counts["failed"] += 1
             break
         for snap in snaps:
-            _mark(snap.reference, now)
+            _mark(snap.reference, run_at)
         counts["reenqueued"] += 1
     return counts, sources
 
 
 def complete(source_id: str, served_at: dt.datetime) -> int:
-    """Delete the source's markers created before a refresh started (the consumer's side)."""
+    """Delete the source's markers created before a refresh started (the consumer's side),
+    except follow-ups due later: they stand for a task still to run."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     db = store.client()
@@ -195,7 +238,8 @@ def complete(source_id: str, served_at: dt.datetime) -> int:
     query = db.collection(MARKERS).where(filter=FieldFilter("sourceId", "==", source_id)).limit(500)
     batch = db.batch()
     for snap in query.stream(retry=store.retry()):
-        if snap.get("createdAt") <= served_at:
+        due = (snap.to_dict() or {}).get("dueAt")
+        if snap.get("createdAt") <= served_at and (due is None or due <= served_at):
             batch.delete(snap.reference)
             done += 1
     if done:

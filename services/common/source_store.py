@@ -36,11 +36,14 @@ DELIVERY_RING = "delivery_ring"
 # Clerk's users and organizations as clerk-sync keeps them; a deleted one is a tombstone.
 USERS = "users"
 ORGANIZATIONS = "organizations"
-SUBCOLLECTIONS = (EVENTS, IDEMPOTENCY, ROLLUPS, ROLLUP_STATE, DELIVERY_RING)
+# The rollup state goes first: a fold still running commits only against the state it read,
+# so once the state is gone no bucket can be written again (module query.rollup_store).
+SUBCOLLECTIONS = (ROLLUP_STATE, EVENTS, IDEMPOTENCY, ROLLUPS, DELIVERY_RING)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
-# Instances cache a source's keys for up to 30 s (ingest/keys.py); purge only after that.
-PURGE_AFTER = dt.timedelta(seconds=60)
+# Purge only once no instance can still hold the source's keys in its cache (30 s, ingest/keys.py)
+# and no refresh that started before the deletion can still be folding (its storage budget).
+PURGE_AFTER = dt.timedelta(seconds=store.TASK_STORAGE_BUDGET_S + 60)
 # A source id is ``src_`` + 20 random hex + a 12-hex keyed check (a truncated HMAC of the random
 # part), so the receiver refuses ids it did not mint before any lookup or cache (README "ingest").
 # Ids minted before the check carry none: ``src_`` + 20 hex ("legacy"), accepted only if listed.

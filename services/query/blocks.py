@@ -13,14 +13,15 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import source_store, store
+from services.common import json_text, logs, source_store, store
 from services.common.admin_keys import AdminPrincipal
 from services.common.auth import Principal
-from services.common.errors import BadRequest, NotFound
-from services.query import catalog, projection, queries, rollup_store, schemas
+from services.common.errors import BadRequest, InletError, NotFound, StorageUnavailable
+from services.query import catalog, projection, queries, schemas
 
 BLOCKS = "blocks"
 _CURSOR = re.compile(r"[0-9a-f]{40}")  # a block document's id (doc_ref)
@@ -96,7 +97,7 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
         "id": record["id"],
         "owner": record.get("owner"),
         "binding": json.loads(record["binding"]),
-        "widget": json.loads(record["widget"]),
+        "widget": json_text.loads(record["widget"]),
         "status": record.get("status"),
         "refreshedAt": _iso(record.get("refreshedAt")),
         "createdAt": _iso(record.get("createdAt")),
@@ -110,22 +111,67 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
 class Results:
     """Query results of one refresh, shared by the blocks that ask the same question."""
 
-    def __init__(self, source_id: str, now: dt.datetime) -> None:
-        self.source_id, self.now = source_id, now
+    def __init__(
+        self, source_id: str, now: dt.datetime, on_new_field: Callable[[], None] | None = None
+    ) -> None:
+        self.source_id, self.now, self.on_new_field = source_id, now, on_new_field
         self._cache: dict[catalog.Query, Any] = {}
 
     def get(self, query: catalog.Query) -> Any:
         if query not in self._cache:
-            self._cache[query] = queries.run(self.source_id, query, self.now)
+            self._cache[query] = queries.run(self.source_id, query, self.now, self.on_new_field)
         return self._cache[query]
+
+
+def stored_binding(record: dict[str, Any]) -> Binding:
+    """The binding of a stored block (checked when it was written), parsed."""
+    raw = json.loads(record["binding"])
+    return Binding(
+        raw["dataSourceId"],
+        catalog.parse(raw["queryConfig"]),
+        projection.parse(raw["projection"]),
+    )
 
 
 def render(binding: Binding, widget: dict[str, Any], results: Results) -> dict[str, Any]:
     """The fields a refresh writes: the widget with its projected data, status, message."""
+    return _own_failure(lambda: _render(binding, widget, results), binding.source_id)
+
+
+def refreshed(record: dict[str, Any], results: Results) -> tuple[dict[str, Any], Any]:
+    """What a refresh writes into a stored block, and the query it asked (None when its
+    binding could not be read)."""
+    asked = None
+
+    def attempt() -> dict[str, Any]:
+        nonlocal asked
+        binding = stored_binding(record)
+        asked = binding.query
+        return _render(binding, json_text.loads(record["widget"]), results)
+
+    return _own_failure(attempt, record.get("dataSourceId")), asked
+
+
+def _own_failure(attempt: Callable[[], dict[str, Any]], source_id: Any) -> dict[str, Any]:
+    """A failure other than storage's is this block's own ``status: error``, never the
+    caller's: the other blocks of the source refresh."""
+    try:
+        return attempt()
+    except (*store.storage_errors(), StorageUnavailable):
+        raise
+    except InletError as err:
+        message = err.message
+    except Exception as err:
+        logs.report_error(err, "query", sourceId=source_id)  # a bug: an operator must see it
+        message = f"the block could not be refreshed ({type(err).__name__})"
+    return {"status": ERROR, "message": message[:500]}
+
+
+def _render(binding: Binding, widget: dict[str, Any], results: Results) -> dict[str, Any]:
     projected = projection.apply(binding.projection, results.get(binding.query))
     data = {**(widget.get("data") or {}), **projected}
     new_widget = {**widget, "data": data}
-    text = json.dumps(new_widget, separators=(",", ":"), ensure_ascii=False)
+    text = json_text.dumps(new_widget, ensure_ascii=False)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_DATA_BYTES:
         return {
             "status": ERROR,
@@ -134,13 +180,21 @@ def render(binding: Binding, widget: dict[str, Any], results: Results) -> dict[s
     return {"widget": text, "status": OK, "message": None}
 
 
-def put(principal: Principal, block_id: str, body: dict[str, Any], now: dt.datetime):
-    """Create or replace a block and refresh it at once; returns (view, created)."""
+def put(
+    principal: Principal,
+    block_id: str,
+    body: dict[str, Any],
+    now: dt.datetime,
+    schedule_refresh: Callable[[str], None],
+):
+    """Create or replace a block and refresh it at once; returns (view, created). Then a
+    refresh of its source is scheduled through the outbox: it folds a newly registered field
+    and schedules the follow-ups that keep a windowed value true on a quiet source."""
     check_id(block_id)
     binding = validate(body)
     source_store.owned(principal, binding.source_id)  # someone else's source: 404
     if isinstance(binding.query, catalog.Aggregate) and binding.query.field is not None:
-        rollup_store.register(binding.source_id, binding.query.field)
+        queries.roll_up(binding.source_id, binding.query.field, now)
     ref = doc_ref(principal.owner, block_id)
     existing = ref.get(retry=store.retry())
     record = {
@@ -155,7 +209,19 @@ def put(principal: Principal, block_id: str, body: dict[str, Any], now: dt.datet
         **render(binding, body["widget"], Results(binding.source_id, now)),
     }
     ref.set(record, retry=store.retry())
+    schedule_refresh(binding.source_id)
     return view(record), not existing.exists
+
+
+def delete(principal: Principal, block_id: str) -> None:
+    """Delete one of the caller's blocks; someone else's (or none) is a 404."""
+    check_id(block_id)
+    ref = doc_ref(principal.owner, block_id)
+    snap = ref.get(field_paths=["owner"], retry=store.retry())
+    if not snap.exists or snap.get("owner") != principal.owner:
+        raise NotFound("no such block")
+    ref.delete(retry=store.retry())  # a refresh running meanwhile updates nothing: its write is
+    # conditional on the document it read
 
 
 def get(caller: Principal | AdminPrincipal, block_id: str, owner: str | None = None):
@@ -199,55 +265,3 @@ def list_owned(
     page = snaps[:limit]
     next_cursor = page[-1].id if len(snaps) > limit else None
     return [view(s.to_dict()) for s in page], next_cursor
-
-
-def refresh_source(source_id: str, now: dt.datetime, *, deleted: bool) -> list[catalog.Query]:
-    """Refresh every block bound to a source; returns the queries they ran (for follow-ups)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    bound = (
-        store.client()
-        .collection(BLOCKS)
-        .where(filter=FieldFilter("dataSourceId", "==", source_id))
-        .stream(retry=store.retry())
-    )
-    results = Results(source_id, now)
-    ran = []
-    for snap in bound:
-        query = _refresh_one(snap, results, now, deleted)
-        if query is not None:
-            ran.append(query)
-    return ran
-
-
-def _refresh_one(snap, results: Results, now: dt.datetime, deleted: bool):
-    """Write one block's refresh unless a newer refresh or write got there first."""
-    from google.api_core import exceptions as gexc
-
-    db = store.client()
-    for _ in range(3):
-        record = snap.to_dict()
-        stored_at = record.get("refreshedAt")
-        if stored_at is not None and stored_at > now:
-            return None  # a later refresh has written it already
-        query = None
-        if deleted:
-            update = {"status": SOURCE_DELETED, "message": None}
-        else:
-            binding_raw = json.loads(record["binding"])
-            binding = Binding(
-                binding_raw["dataSourceId"],
-                catalog.parse(binding_raw["queryConfig"]),
-                projection.parse(binding_raw["projection"]),
-            )
-            query = binding.query
-            update = render(binding, json.loads(record["widget"]), results)
-        update["refreshedAt"] = now
-        try:
-            snap.reference.update(update, option=db.write_option(last_update_time=snap.update_time))
-            return query
-        except (gexc.FailedPrecondition, gexc.NotFound):
-            snap = snap.reference.get(retry=store.retry())
-            if not snap.exists:
-                return None
-    return None

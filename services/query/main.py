@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import Request, Response
 
-from services.common import admin_keys, auth, context, source_store, store
+from services.common import admin_keys, auth, context, outbox, source_store, store
 from services.common.config import (
     ClerkAuthSettings,
     Env,
@@ -57,14 +57,26 @@ def run_query(request: Request, source_id: str) -> Response:
     caller = _caller(request)
     source_store.readable(caller, source_id)  # someone else's source: 404 before anything else
     query = catalog.parse(json_body(request))
-    result = queries.run(source_id, query, _now())
+    result = queries.run(source_id, query, _now(), lambda: _schedule_refresh(source_id))
     return json_response(200, {"type": query.type, "result": result})
+
+
+def _schedule_refresh(source_id: str) -> None:
+    """A refresh through the outbox: folds a newly registered field, schedules follow-ups."""
+    outbox.schedule_refresh(settings.tasks, source_id, "change")
 
 
 def put_block(request: Request, block_id: str) -> Response:
     principal = auth.require_session(_caller(request))  # admin keys read blocks, never write
-    shown, created = blocks.put(principal, block_id, json_body(request), _now())
+    body = json_body(request)
+    shown, created = blocks.put(principal, block_id, body, _now(), _schedule_refresh)
     return json_response(201 if created else 200, shown)
+
+
+def delete_block(request: Request, block_id: str) -> Response:
+    principal = auth.require_session(_caller(request))  # admin keys read blocks, never write
+    blocks.delete(principal, block_id)
+    return json_response(204)
 
 
 def get_block(request: Request, block_id: str) -> Response:
@@ -115,6 +127,7 @@ app = App(
         route("GET", "/v1/blocks", list_blocks, browser=True),
         route("GET", "/v1/blocks/{block_id}", get_block, browser=True),
         route("PUT", "/v1/blocks/{block_id}", put_block, browser=True),
+        route("DELETE", "/v1/blocks/{block_id}", delete_block, browser=True),
         route("GET", "/v1/me", me, browser=True),
         route("GET", "/v1/users", list_users),
         route("GET", "/v1/users/{user_id}", get_user),

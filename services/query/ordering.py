@@ -8,6 +8,8 @@ numbers and strings by value in the requested direction; ties newest first.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,25 +41,32 @@ def _class(value: Any) -> int:
     return OTHER
 
 
+class _Rank:
+    """Where an event stands in a ``sortBy`` list: class, then value, then newest first."""
+
+    __slots__ = ("cls", "descending", "position", "value")
+
+    def __init__(self, event: StoredEvent, sort_by: paths.Path, descending: bool) -> None:
+        self.value = paths.resolve(event.body, sort_by)
+        self.cls = _class(self.value)
+        self.position = (event.received_at, event.id)
+        self.descending = descending
+
+    def __lt__(self, other: _Rank) -> bool:
+        if self.cls != other.cls:
+            return self.cls < other.cls
+        if self.cls in (NUMBERS, STRINGS) and self.value != other.value:
+            return self.value > other.value if self.descending else self.value < other.value
+        return self.position > other.position  # ties: newest first
+
+
 def order(
-    events: list[StoredEvent], sort_by: paths.Path | None, direction: str, limit: int
+    events: Iterable[StoredEvent], sort_by: paths.Path | None, direction: str, limit: int
 ) -> list[StoredEvent]:
-    """The first ``limit`` events in list order."""
-    newest_first = sorted(events, key=lambda e: (e.received_at, e.id), reverse=True)
+    """The first ``limit`` events in list order. The events stream through a heap that never
+    holds more than ``limit`` of them, so a long scan costs no more memory than one page."""
     if sort_by is None:
-        ranked = newest_first if direction == "desc" else newest_first[::-1]
-        return ranked[:limit]
-    keyed = [(e, paths.resolve(e.body, sort_by)) for e in newest_first]
-    by_class: dict[int, list[tuple[StoredEvent, Any]]] = {}
-    for event, value in keyed:
-        by_class.setdefault(_class(value), []).append((event, value))
-    ranked = []
-    for cls in (NUMBERS, STRINGS, OTHER, ABSENT):
-        group = by_class.get(cls, [])
-        if cls in (NUMBERS, STRINGS):
-            # Python's sort is stable, also reversed: equal values stay newest first.
-            group = sorted(group, key=lambda pair: pair[1], reverse=direction == "desc")
-        ranked.extend(event for event, _ in group)
-        if len(ranked) >= limit:
-            break
-    return ranked[:limit]
+        pick = heapq.nlargest if direction == "desc" else heapq.nsmallest
+        return pick(limit, events, key=lambda e: (e.received_at, e.id))
+    descending = direction == "desc"
+    return heapq.nsmallest(limit, events, key=lambda e: _Rank(e, sort_by, descending))

@@ -218,7 +218,7 @@ def test_a_deleted_source_is_404_and_its_ring_is_purged(clean, tenant, source, d
     assert tenant.delete(source["id"]).status_code == 204
     assert deliveries(tenant, source["id"]).status_code == 404
     ref = db.collection("sources").document(source["id"])
-    ref.update({"deletedAt": ref.get().get("deletedAt") - dt.timedelta(minutes=2)})
+    ref.update({"deletedAt": ref.get().get("deletedAt") - dt.timedelta(minutes=5)})
     assert sweep(clean)["purged"] == 1
     assert ring(db, source["id"]) == []
 

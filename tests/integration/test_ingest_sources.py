@@ -199,7 +199,7 @@ def test_delete_is_swept_by_the_sweep_task_in_batches(clean, tenant, source, db)
     # Not while instances may still hold its keys (30 s cache): events could land after it.
     assert sweep(clean)["purged"] == 0
     assert len(list(ref.collection("events").stream())) == 5
-    ref.update({"deletedAt": ref.get().get("deletedAt") - dt.timedelta(minutes=2)})
+    ref.update({"deletedAt": ref.get().get("deletedAt") - dt.timedelta(minutes=5)})
     assert sweep(clean)["purged"] == 1
     assert list(ref.collection("events").stream()) == []
     assert list(ref.collection("idempotency").stream()) == []

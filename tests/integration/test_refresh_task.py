@@ -13,7 +13,7 @@ import requests
 
 from devstack import issuer as dev_issuer
 from services.query import rollups
-from tests.support import run_refresh, store_events
+from tests.support import rollup_buckets, run_refresh, store_events
 
 
 def settled_history(db, source_id: str, size: int, now: dt.datetime) -> int:
@@ -26,10 +26,7 @@ def settled_history(db, source_id: str, size: int, now: dt.datetime) -> int:
 
 
 def rollup_total(db, source_id: str) -> int:
-    buckets = db.collection("sources").document(source_id).collection("rollups").stream()
-    return sum(
-        b.get("c") for b in buckets if b.get("f") == rollups.ALL_EVENTS and b.get("g") == "d"
-    )
+    return sum(b["c"] for b in rollup_buckets(db, source_id, rollups.ALL_EVENTS, "d"))
 
 
 def week_sum(dashboard, source_id):
