@@ -5,10 +5,14 @@ A contract is a tenant's code running on a shared instance, so it is held to thr
 - **Closed.** Every ``$ref``/``$dynamicRef`` resolves inside the schema itself (checked when
   set; the validator's registry can retrieve nothing, so nothing is ever fetched), and lands on
   a subschema, never on data such as a ``const`` value.
-- **Linear regular expressions.** ``pattern`` and ``patternProperties`` run on RE2, whose
-  matching time is linear in the text; a pattern RE2 cannot compile (backreferences,
-  lookaround) is refused when the schema is set. Python's ``re`` backtracks: ``^(a+)+$``
-  against ``"a" * 40 + "!"`` takes it about 2**40 steps.
+- **Linear regular expressions, one engine.** Every keyword that tests a string or a property
+  name against a pattern runs RE2, whose matching time is linear in the text: ``pattern``
+  (also under ``propertyNames``), ``patternProperties``, and the names ``patternProperties``
+  claims for ``additionalProperties`` and ``unevaluatedProperties``, so a name matched by one is
+  never "additional" to the other. A pattern RE2 cannot compile (backreferences, lookaround) is
+  refused when the schema is set. ``format`` is an annotation when events are checked, so no
+  format runs a regex on them. Python's ``re`` backtracks: ``^(a+)+$`` against ``"a" * 40 + "!"``
+  takes it about 2**40 steps, holding the GIL throughout.
 - **A work budget.** Each keyword application spends fuel (weighted by the length of the string
   or array it looks at); an event that exhausts ``FUEL`` is refused with
   ``schema_too_complex``, so exponential ``anyOf``/``oneOf``/``$ref`` trees, ``$ref`` loops
@@ -24,6 +28,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -142,6 +147,36 @@ def _pattern(validator, pattern: str, instance: Any, schema: dict) -> Iterator[V
         _spend(len(instance) // _CHARS_PER_UNIT)
         if not _regex(pattern).found_in(instance):
             yield ValidationError(f"does not match the pattern {pattern!r}")
+
+
+def _additional_properties(
+    validator, additional: Any, instance: Any, schema: dict
+) -> Iterator[ValidationError]:
+    """jsonschema's rule, with the names ``patternProperties`` claims found by RE2, one pattern
+    at a time: jsonschema joins the patterns with ``|`` and runs Python's ``re``, which
+    backtracks, raises on inline flags past the start (``"^x|(?i)^y"``) and disagrees with RE2
+    on ``$`` and ``\\d``. Extras are visited in the event's order (jsonschema: a set's)."""
+    if not isinstance(instance, dict):
+        return
+    extras = [name for name in instance if _is_additional(name, schema)]
+    if isinstance(additional, dict):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        listed = ", ".join(repr(extra) for extra in extras)
+        yield ValidationError(f"has additional properties that are not allowed: {listed}")
+
+
+def _is_additional(name: str, schema: dict) -> bool:
+    """Neither in ``properties`` nor matched by a ``patternProperties`` pattern (fuel per
+    pattern tested, as ``patternProperties`` spends)."""
+    if name in schema.get("properties", {}):
+        return False
+    for pattern in schema.get("patternProperties", {}):
+        _spend(1 + len(name) // _CHARS_PER_UNIT)
+        if _regex(pattern).found_in(name):
+            return False
+    return True
 
 
 def _pattern_properties(
@@ -325,6 +360,7 @@ def _size(value: Any, instance: Any) -> int:
 _REPLACED = {
     "pattern": _pattern,
     "patternProperties": _pattern_properties,
+    "additionalProperties": _additional_properties,
     "uniqueItems": _unique_items,
     "multipleOf": _multiple_of,
     "unevaluatedItems": _unevaluated_items,
@@ -379,8 +415,9 @@ class Contract:
                 "checking this event against the source's schema needs more work than one "
                 "event may cost",
             ) from None
-        except (Unresolvable, re2.error, ArithmeticError, ValueError, TypeError):
-            # Only reachable through parts of a schema checked when it was set, yet a tenant's
+        except (Unresolvable, re2.error, re.error, ArithmeticError, ValueError, TypeError):
+            # Only reachable through parts of a schema checked when it was set (``re.error``:
+            # only if a jsonschema upgrade added a keyword calling ``re``), yet a tenant's
             # schema must never turn an event into a 500.
             raise SchemaTooComplex("the source's schema cannot be applied to this event") from None
         finally:
