@@ -325,6 +325,31 @@ def test_no_keyword_reaches_pythons_re(schema):
                 contract.check(document)
 
 
+@pytest.mark.parametrize(
+    "stored", ['{"pattern":"(a)\\\\1"}', '{"patternProperties":{"(?<!x)y":true}}', "{"]
+)
+def test_a_stored_schema_this_version_refuses_refuses_every_event_cleanly(stored):
+    """A schema stored before its patterns had to compile under RE2 (or otherwise refused now)
+    still loads: each event is a 422 ``schema_too_complex``, never accepted unchecked nor a
+    500; the owner's PUT names the problem."""
+    contract = contracts.load(stored)
+    assert contract.text == stored
+    for document in ("aa", {"y": 1}, {}):
+        with pytest.raises(SchemaTooComplex) as raised:
+            contract.check(document)
+        assert raised.value.status == 422 and "set it again" in raised.value.message
+
+
+def test_patterns_only_python_accepts_are_refused_and_ones_only_re2_accepts_are_not():
+    """RE2 alone judges a pattern when the schema is set (the meta-schema's ``format: regex``,
+    Python's ``re``, is not asserted)."""
+    assert "RE2" in refused_schema({"pattern": "a(?=b)"})
+    contract = contracts.parse({"properties": {"s": {"pattern": "^a(?i)b\\z"}}})
+    contract.check({"s": "aB"})
+    with pytest.raises(SchemaViolation):
+        contract.check({"s": "Ab"})
+
+
 def test_an_exponential_any_of_tree_exhausts_the_budget():
     with pytest.raises(SchemaTooComplex) as raised:
         contracts.parse(exponential_any_of(40)).check("not an integer")
