@@ -159,7 +159,9 @@ def _additional_properties(
     on ``$`` and ``\\d``. Extras are visited in the event's order (jsonschema: a set's)."""
     if not isinstance(instance, dict):
         return
-    extras = [name for name in instance if _is_additional(name, schema)]
+    properties = schema.get("properties", {})
+    patterns = [_regex(pattern) for pattern in schema.get("patternProperties", {})]
+    extras = [name for name in instance if name not in properties and not _claimed(name, patterns)]
     if isinstance(additional, dict):
         for extra in extras:
             yield from validator.descend(instance[extra], additional, path=extra)
@@ -168,16 +170,14 @@ def _additional_properties(
         yield ValidationError(f"has additional properties that are not allowed: {listed}")
 
 
-def _is_additional(name: str, schema: dict) -> bool:
-    """Neither in ``properties`` nor matched by a ``patternProperties`` pattern (fuel per
-    pattern tested, as ``patternProperties`` spends)."""
-    if name in schema.get("properties", {}):
-        return False
-    for pattern in schema.get("patternProperties", {}):
+def _claimed(name: str, patterns: list[LinearPattern]) -> bool:
+    """Whether a ``patternProperties`` pattern matches ``name``; fuel per pattern tested, as
+    ``patternProperties`` spends."""
+    for regex in patterns:
         _spend(1 + len(name) // _CHARS_PER_UNIT)
-        if _regex(pattern).found_in(name):
-            return False
-    return True
+        if regex.found_in(name):
+            return True
+    return False
 
 
 def _pattern_properties(
