@@ -5,10 +5,15 @@ A contract is a tenant's code running on a shared instance, so it is held to thr
 - **Closed.** Every ``$ref``/``$dynamicRef`` resolves inside the schema itself (checked when
   set; the validator's registry can retrieve nothing, so nothing is ever fetched), and lands on
   a subschema, never on data such as a ``const`` value.
-- **Linear regular expressions.** ``pattern`` and ``patternProperties`` run on RE2, whose
-  matching time is linear in the text; a pattern RE2 cannot compile (backreferences,
-  lookaround) is refused when the schema is set. Python's ``re`` backtracks: ``^(a+)+$``
-  against ``"a" * 40 + "!"`` takes it about 2**40 steps.
+- **Linear regular expressions, one engine.** Every keyword that tests a string or a property
+  name against a pattern runs RE2, whose matching time is linear in the text: ``pattern``
+  (also under ``propertyNames``), ``patternProperties``, and the names ``patternProperties``
+  claims for ``additionalProperties`` and ``unevaluatedProperties``, so a name matched by one is
+  never "additional" to the other. A pattern RE2 cannot compile (backreferences, lookaround) is
+  refused when the schema is set; RE2 alone judges patterns then, too (the meta-schema's
+  ``format: regex`` is not asserted). ``format`` is an annotation when events are checked, so no
+  format runs a regex on them. Python's ``re`` backtracks: ``^(a+)+$`` against ``"a" * 40 + "!"``
+  takes it about 2**40 steps, holding the GIL throughout.
 - **A work budget.** Each keyword application spends fuel (weighted by the length of the string
   or array it looks at); an event that exhausts ``FUEL`` is refused with
   ``schema_too_complex``, so exponential ``anyOf``/``oneOf``/``$ref`` trees, ``$ref`` loops
@@ -24,13 +29,14 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import re2
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError, best_match
 from re2 import _re2
 from referencing import Registry, Resource
@@ -142,6 +148,36 @@ def _pattern(validator, pattern: str, instance: Any, schema: dict) -> Iterator[V
         _spend(len(instance) // _CHARS_PER_UNIT)
         if not _regex(pattern).found_in(instance):
             yield ValidationError(f"does not match the pattern {pattern!r}")
+
+
+def _additional_properties(
+    validator, additional: Any, instance: Any, schema: dict
+) -> Iterator[ValidationError]:
+    """jsonschema's rule, with the names ``patternProperties`` claims found by RE2, one pattern
+    at a time: jsonschema joins the patterns with ``|`` and runs Python's ``re``, which
+    backtracks, raises on inline flags past the start (``"^x|(?i)^y"``) and disagrees with RE2
+    on ``$`` and ``\\d``. Extras are visited in the event's order (jsonschema: a set's)."""
+    if not isinstance(instance, dict):
+        return
+    properties = schema.get("properties", {})
+    patterns = [_regex(pattern) for pattern in schema.get("patternProperties", {})]
+    extras = [name for name in instance if name not in properties and not _claimed(name, patterns)]
+    if isinstance(additional, dict):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        listed = ", ".join(repr(extra) for extra in extras)
+        yield ValidationError(f"has additional properties that are not allowed: {listed}")
+
+
+def _claimed(name: str, patterns: list[LinearPattern]) -> bool:
+    """Whether a ``patternProperties`` pattern matches ``name``; fuel per pattern tested, as
+    ``patternProperties`` spends."""
+    for regex in patterns:
+        _spend(1 + len(name) // _CHARS_PER_UNIT)
+        if regex.found_in(name):
+            return True
+    return False
 
 
 def _pattern_properties(
@@ -325,6 +361,7 @@ def _size(value: Any, instance: Any) -> int:
 _REPLACED = {
     "pattern": _pattern,
     "patternProperties": _pattern_properties,
+    "additionalProperties": _additional_properties,
     "uniqueItems": _unique_items,
     "multipleOf": _multiple_of,
     "unevaluatedItems": _unevaluated_items,
@@ -360,7 +397,7 @@ class Contract:
     """A source's schema, compiled once; ``check`` refuses an event that does not match."""
 
     text: str  # the schema's JSON, as stored
-    validator: Any = field(repr=False)
+    validator: Any = field(repr=False)  # None: a stored schema this version refuses (``load``)
     patterns: dict[str, Any] = field(repr=False, compare=False)
 
     @property
@@ -369,7 +406,13 @@ class Contract:
 
     def check(self, document: Any) -> None:
         """Raise ``SchemaViolation`` (422) naming the first failure, or ``SchemaTooComplex``
-        (422) when the event would cost more than ``FUEL``; nothing else escapes."""
+        (422) when the event would cost more than ``FUEL`` or the schema cannot be applied;
+        nothing else escapes."""
+        if self.validator is None:  # stored, then refused by this version (see ``load``)
+            raise SchemaTooComplex(
+                "the source's schema can no longer be applied: its owner must set it again "
+                "(PUT /v1/sources/{id}/schema names the problem)"
+            )
         fuel_token = _FUEL.set(_Fuel(FUEL))
         patterns_token = _PATTERNS.set(self.patterns)
         try:
@@ -379,8 +422,9 @@ class Contract:
                 "checking this event against the source's schema needs more work than one "
                 "event may cost",
             ) from None
-        except (Unresolvable, re2.error, ArithmeticError, ValueError, TypeError):
-            # Only reachable through parts of a schema checked when it was set, yet a tenant's
+        except (Unresolvable, re2.error, re.error, ArithmeticError, ValueError, TypeError):
+            # Only reachable through parts of a schema checked when it was set (``re.error``:
+            # only if a jsonschema upgrade added a keyword calling ``re``), yet a tenant's
             # schema must never turn an event into a 500.
             raise SchemaTooComplex("the source's schema cannot be applied to this event") from None
         finally:
@@ -422,15 +466,31 @@ def parse(schema: Any) -> Contract:
     return compile_contract(text)
 
 
-# Draft 2020-12's meta-schema, with its formats asserted as ``check_schema`` does.
-_META = Draft202012Validator(
-    Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
-)
+def _meta_formats() -> FormatChecker:
+    """The formats ``check_schema`` asserts, but ``regex``: that one compiles with Python's
+    ``re``, and RE2 alone judges patterns (``_close``), so a pattern is never refused, or
+    accepted, by an engine that will not run it."""
+    formats = FormatChecker(formats=())
+    formats.checkers = {
+        name: check
+        for name, check in Draft202012Validator.FORMAT_CHECKER.checkers.items()
+        if name != "regex"
+    }
+    return formats
+
+
+_META = Draft202012Validator(Draft202012Validator.META_SCHEMA, format_checker=_meta_formats())
 
 
 def load(text: str) -> Contract:
-    """The contract of a stored schema (checked when it was set)."""
-    return compile_contract(text)
+    """The contract of a stored schema. A schema this version refuses (say one stored before its
+    patterns had to compile under RE2) still loads, as a contract that refuses every event with
+    ``schema_too_complex``: never an event accepted unchecked, never a 500, and the owner's
+    ``PUT`` of the schema names the problem."""
+    try:
+        return compile_contract(text)
+    except (InvalidSchema, ValueError, RecursionError):
+        return Contract(text=text, validator=None, patterns={})
 
 
 def compile_contract(text: str) -> Contract:
@@ -510,8 +570,9 @@ def _close(root: Resource, registry: Registry) -> dict[str, Any]:
             except re2.error as err:
                 reason = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else ""
                 raise InvalidSchema(
-                    f"pattern {_short(pattern)!r} at {where} is refused: Inlet runs patterns on "
-                    f"RE2, which has no backreferences or lookaround ({_short(reason)})"
+                    f"pattern {_short(pattern)!r} at {where} does not compile under RE2, the "
+                    f"engine Inlet runs patterns on (no backreferences or lookaround): "
+                    f"{_short(reason)}"
                 ) from None
     for resource, _, _ in subschemas:
         if isinstance(resource.contents, dict):

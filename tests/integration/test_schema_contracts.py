@@ -202,6 +202,60 @@ def test_a_catastrophic_pattern_is_answered_promptly(tenant, source, db):
     assert accepted.status_code == 202
 
 
+def test_a_hostile_property_name_is_answered_and_the_instance_keeps_serving(tenant, source, db):
+    """``additionalProperties`` beside ``patternProperties`` tests names on RE2: under Python's
+    ``re`` a 35-character name against ``^(a+)+$`` held the instance (and its GIL) for minutes,
+    so this request and every later one timed out. The requests' 30 s timeout is the only
+    clock here."""
+    schema = {"patternProperties": {"^(a+)+$": True}, "additionalProperties": False}
+    assert tenant.put_schema(source["id"], schema).status_code == 200
+    refused = partner.send(source["url"], source["secret"], {"a" * 34 + "!": 1})
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "schema_violation"
+    assert (error["pointer"], error["keyword"]) == ("", "additionalProperties")
+    accepted = partner.send(source["url"], source["secret"], {"a" * 35: 1})
+    assert accepted.status_code == 202, accepted.text
+    assert tenant.get(source["id"]).status_code == 200
+    assert len(events(db, source["id"])) == 1
+
+
+def test_an_inline_flag_in_pattern_properties_is_a_verdict_not_a_500(tenant, source):
+    """Joined for ``additionalProperties`` as ``"^x|(?i)^y"``, Python's ``re`` raised."""
+    schema = {"patternProperties": {"^x": {}, "(?i)^y": {}}, "additionalProperties": False}
+    assert tenant.put_schema(source["id"], schema).status_code == 200
+    refused = partner.send(source["url"], source["secret"], {"z": 1})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["keyword"] == "additionalProperties"
+    assert partner.send(source["url"], source["secret"], {"x": 1, "Y": 2}).status_code == 202
+
+
+def test_a_name_re2_does_not_match_is_additional_too(tenant, source):
+    """``$`` is the end of the name under RE2 (Python's ``re`` also matched before a trailing
+    newline), for ``patternProperties`` and ``additionalProperties`` alike."""
+    schema = {"patternProperties": {"^[a-z]+$": {"type": "integer"}}, "additionalProperties": False}
+    assert tenant.put_schema(source["id"], schema).status_code == 200
+    refused = partner.send(source["url"], source["secret"], {"abc\n": 1})
+    assert refused.status_code == 422 and refused.json()["error"]["pointer"] == ""
+    assert partner.send(source["url"], source["secret"], {"abc": 1}).status_code == 202
+
+
+def test_a_stored_schema_this_version_refuses_is_422_schema_too_complex(tenant, source, db):
+    """A schema stored before its patterns had to compile under RE2 (written here straight to
+    Firestore) refuses each event cleanly, stores nothing, and the owner's PUT names the
+    problem."""
+    assert tenant.put_schema(source["id"], {"type": "object"}).status_code == 200  # forgotten
+    stored = json.dumps({"properties": {"s": {"pattern": "(a)\\1"}}}, separators=(",", ":"))
+    db.collection("sources").document(source["id"]).update({"schema": stored})
+    for event in ({"s": "aa"}, {"t": 1}):
+        answer = partner.send(source["url"], source["secret"], event)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "schema_too_complex"
+    assert events(db, source["id"]) == []
+    again = tenant.put_schema(source["id"], json.loads(stored))
+    assert again.status_code == 400 and "RE2" in again.json()["error"]["message"]
+
+
 def test_an_exponential_schema_is_refused_with_its_own_code_and_nothing_stored(tenant, source, db):
     defs = {"d0": {"type": "integer"}}
     for level in range(1, 41):

@@ -6,8 +6,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from unittest import mock
 
+import jsonschema._keywords
+import jsonschema._utils
 import pytest
+import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -210,6 +214,142 @@ def test_pattern_properties_and_unevaluated_properties_use_re2_too():
     assert violation(schema, {"aaa": "x"}).details == {"pointer": "/aaa", "keyword": "type"}
 
 
+HOSTILE_NAMES = {"patternProperties": {"^(a+)+$": True}, "additionalProperties": False}
+
+
+def test_additional_properties_tests_names_on_re2_so_a_hostile_name_is_answered_at_once():
+    """jsonschema's ``additionalProperties`` joins the ``patternProperties`` patterns and runs
+    Python's ``re``: on a 24-character name ``^(a+)+$`` cost it about half a second, doubling
+    with every character, so a 35-character name held an instance (the GIL) for minutes."""
+    contract = contracts.parse(HOSTILE_NAMES)
+    with pytest.raises(SchemaViolation) as raised:
+        contract.check({"a" * 34 + "!": 1})
+    assert raised.value.details == {"pointer": "", "keyword": "additionalProperties"}
+    contract.check({"a" * 1000: 1})
+    assert re.search("^(a+)+$", "a" * 12 + "!") is None  # fine at 12; 2**22 times that at 34
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [{"^x": {}, "(?i)^y": {}}, {"(?i)^y": {}, "^x": {}}],
+    ids=["flag-last", "flag-first"],
+)
+def test_inline_flags_apply_to_their_own_pattern_and_never_raise(patterns):
+    """Joined as ``"^x|(?i)^y"`` Python's ``re`` raised (global flags not at the start): a 500.
+    Joined the other way RE2 would let ``(?i)`` reach ``^x``. Each pattern is tested alone."""
+    contract = contracts.parse({"patternProperties": patterns, "additionalProperties": False})
+    for name in ("z", "X"):
+        with pytest.raises(SchemaViolation) as raised:
+            contract.check({name: 1})
+        assert raised.value.details == {"pointer": "", "keyword": "additionalProperties"}
+    contract.check({"x": 1, "y": 2, "Y": 3})
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        ("^[a-z]+$", "abc", True),
+        ("^[a-z]+$", "abc\n", False),  # RE2: ``$`` is the end of the text, never before a \n
+        ("^\\d+$", "42", True),
+        ("^\\d+$", "\u09ea\u09e8", False),  # Bengali 42: RE2's ``\d`` is ASCII only
+    ],
+)
+@pytest.mark.parametrize("leftover", ["additionalProperties", "unevaluatedProperties"])
+def test_every_keyword_that_tests_a_name_agrees_with_patternproperties(
+    pattern, name, matches, leftover
+):
+    """One engine for every keyword: a name ``patternProperties`` does not match is refused as
+    left over, and one it matches is checked by its subschema, never both nor neither."""
+    schema = {"patternProperties": {pattern: {"type": "integer"}}, leftover: False}
+    contract = contracts.parse(schema)
+    contract.check({name: 1} if matches else {})
+    with pytest.raises(SchemaViolation) as raised:
+        contract.check({name: "x"})
+    expected = {"pointer": f"/{name}", "keyword": "type"} if matches else None
+    assert raised.value.details == (expected or {"pointer": "", "keyword": leftover})
+    if not matches:
+        with pytest.raises(SchemaViolation):
+            contract.check({name: 1})
+    named = contracts.parse({"propertyNames": {"pattern": pattern}})
+    if matches:
+        named.check({name: 1})
+    else:
+        with pytest.raises(SchemaViolation) as raised:
+            named.check({name: 1})
+        assert raised.value.details["keyword"] == "pattern"
+
+
+def test_additional_properties_spends_fuel_per_name_and_pattern_tested():
+    """Without its own charge, ``additionalProperties`` would test names against patterns for
+    free: here ``patternProperties`` alone spends two thirds of the budget, and the same work
+    again under ``additionalProperties`` is past it."""
+    many = {f"^p{n:04}$": True for n in range(contracts.FUEL * 2 // 3)}
+    contracts.parse({"patternProperties": many}).check({"q": 1})
+    with pytest.raises(SchemaTooComplex):
+        contracts.parse({"patternProperties": many, "additionalProperties": False}).check({"q": 1})
+    long_name = "a" * (contracts._CHARS_PER_UNIT * contracts.FUEL * 2 // 3)
+    contracts.parse({"patternProperties": {"^a": True}}).check({long_name: 1})
+    with pytest.raises(SchemaTooComplex):
+        contracts.parse(HOSTILE_NAMES | {"patternProperties": {"^a": True}}).check({long_name: 1})
+
+
+class _Forbidden:
+    def __getattr__(self, name):
+        raise AssertionError(f"jsonschema called Python's re.{name} on a tenant's pattern")
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"pattern": "^a"},
+        {"patternProperties": {"^a": True, "(?i)^b": True}},
+        HOSTILE_NAMES,
+        {"patternProperties": {"^a": True}, "additionalProperties": {"type": "integer"}},
+        {"patternProperties": {"^a": True}, "unevaluatedProperties": False},
+        {"allOf": [{"patternProperties": {"^a": True}}], "unevaluatedProperties": False},
+        {"propertyNames": {"pattern": "^[a-z]+$"}},
+        {"dependentSchemas": {"a": {"patternProperties": {"^b": False}}}},
+        {"properties": {"s": {"format": "regex"}}},  # an annotation: no format checker runs
+    ],
+)
+def test_no_keyword_reaches_pythons_re(schema):
+    """Every place jsonschema calls ``re`` (``pattern``, ``patternProperties``, and the
+    patterns ``additionalProperties`` and ``unevaluatedProperties`` consult) is replaced."""
+    contract = contracts.parse(schema)
+    with (
+        mock.patch.object(jsonschema._keywords, "re", _Forbidden()),
+        mock.patch.object(jsonschema._utils, "re", _Forbidden()),
+    ):
+        for document in ({"a": 1, "b": 2, "c": "(", "s": "("}, {"aaa!": 1}, "abc", 1):
+            with contextlib.suppress(SchemaViolation):
+                contract.check(document)
+
+
+@pytest.mark.parametrize(
+    "stored", ['{"pattern":"(a)\\\\1"}', '{"patternProperties":{"(?<!x)y":true}}', "{"]
+)
+def test_a_stored_schema_this_version_refuses_refuses_every_event_cleanly(stored):
+    """A schema stored before its patterns had to compile under RE2 (or otherwise refused now)
+    still loads: each event is a 422 ``schema_too_complex``, never accepted unchecked nor a
+    500; the owner's PUT names the problem."""
+    contract = contracts.load(stored)
+    assert contract.text == stored
+    for document in ("aa", {"y": 1}, {}):
+        with pytest.raises(SchemaTooComplex) as raised:
+            contract.check(document)
+        assert raised.value.status == 422 and "set it again" in raised.value.message
+
+
+def test_patterns_only_python_accepts_are_refused_and_ones_only_re2_accepts_are_not():
+    """RE2 alone judges a pattern when the schema is set (the meta-schema's ``format: regex``,
+    Python's ``re``, is not asserted)."""
+    assert "RE2" in refused_schema({"pattern": "a(?=b)"})
+    contract = contracts.parse({"properties": {"s": {"pattern": "^a(?i)b\\z"}}})
+    contract.check({"s": "aB"})
+    with pytest.raises(SchemaViolation):
+        contract.check({"s": "Ab"})
+
+
 def test_an_exponential_any_of_tree_exhausts_the_budget():
     with pytest.raises(SchemaTooComplex) as raised:
         contracts.parse(exponential_any_of(40)).check("not an integer")
@@ -260,18 +400,21 @@ def test_the_budget_is_per_event():
         contract.check({"id": "ord_1234", "amount": 5, "tags": ["a"]})
 
 
-# --- the same verdicts as plain jsonschema, where both apply ------------------------------------
+# --- the same verdicts as jsonschema would give with RE2 as its regex engine ----------------------
 
+# Newlines and non-ASCII digits and letters: where RE2 and Python's ``re`` disagree (``$`` before
+# a trailing newline, ``\d`` and ``\w`` beyond ASCII, case folding).
+ALPHABET = "abcxyzAY019_-\n\u09ea\u0663\u00e9\u00df\u03a9\u212a"
+names = st.sampled_from(["a", "b", "id", "n", "x1", "a\n", "42", "\u09ea\u09e8"]) | st.text(
+    alphabet=ALPHABET, max_size=4
+)
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(10**6), 10**6)
     | st.floats(allow_nan=False, allow_infinity=False, width=32)
-    | st.text(alphabet="abcxyz019_-", max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(["a", "b", "id", "n", "x1"]), inner, max_size=4)
-    ),
+    | st.text(alphabet=ALPHABET, max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(names, inner, max_size=4),
     max_leaves=20,
 )
 SCHEMAS = [
@@ -288,15 +431,38 @@ SCHEMAS = [
     },
     {"prefixItems": [{"type": "integer"}], "unevaluatedItems": {"type": "string"}},
     {"if": {"required": ["id"]}, "then": {"required": ["n"]}, "else": {"maxProperties": 2}},
+    {"patternProperties": {"^\\d+$": {"type": "integer"}}, "additionalProperties": False},
+    {
+        "properties": {"id": {"pattern": "^\\w+$"}},
+        "patternProperties": {"^[a-z]+$": {"type": "string"}, "(?i)^x": True},
+        "additionalProperties": False,
+    },
+    {"patternProperties": {"[A-Z]$": {"type": "null"}}, "unevaluatedProperties": False},
+    {"propertyNames": {"pattern": "^[a-z0-9]*$"}, "items": {"pattern": "\\d$"}},
+    {"dependentSchemas": {"a": {"patternProperties": {"^[^a]": {"type": "integer"}}}}},
 ]
 
 
-@settings(max_examples=300, deadline=None)
+class _RE2AsRe:
+    """Python's ``re`` as jsonschema calls it, answered by RE2 (the ``re2`` module's own search,
+    not ``contracts.LinearPattern``). It joins ``patternProperties`` for
+    ``additionalProperties``, so the schemas above put an inline flag only in the last one."""
+
+    @staticmethod
+    def search(pattern: str, string: str):
+        return re2.search(pattern, string)
+
+
+@settings(max_examples=400, deadline=None)
 @given(schema=st.sampled_from(SCHEMAS), document=json_values)
-def test_verdicts_match_plain_jsonschema(schema, document):
-    """Patterns here mean the same under RE2 and Python's ``re``; the budget is never reached."""
+def test_verdicts_match_jsonschema_with_re2_as_its_regex_engine(schema, document):
+    """The budget is never reached here."""
     plain = Draft202012Validator(schema, registry=Registry())
-    expected = next(plain.iter_errors(document), None)
+    with (
+        mock.patch.object(jsonschema._keywords, "re", _RE2AsRe),
+        mock.patch.object(jsonschema._utils, "re", _RE2AsRe),
+    ):
+        expected = next(plain.iter_errors(document), None)
     try:
         contracts.parse(schema).check(document)
         got = None
@@ -317,7 +483,7 @@ schema_keywords = st.sampled_from(
         *("items", "prefixItems", "contains", "minContains", "uniqueItems", "required"),
         *("anyOf", "allOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"),
         *("unevaluatedProperties", "unevaluatedItems", "type", "enum", "const", "multipleOf"),
-        *("pattern", "minimum", "x-unknown"),
+        *("pattern", "minimum", "x-unknown", "(?i)^y"),  # the last: an inline flag, as a name
     ]
 )
 schema_scalars = (
@@ -326,7 +492,10 @@ schema_scalars = (
     | st.integers(-(10**30), 10**30)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.sampled_from(
-        ["#", "#/", "#/$defs/a", "#a", "a", "https://x.test/y", "urn:x", "object", "^a+$", "(a)\\1"]
+        [
+            *("#", "#/", "#/$defs/a", "#a", "a", "https://x.test/y", "urn:x", "object"),
+            *("^a+$", "(a)\\1", "(?i)^y", "^\\d+$"),
+        ]
     )
 )
 schema_values = st.recursive(
