@@ -148,6 +148,13 @@ def measure(repeats: int = 400) -> dict[str, Any]:
     document = {"s": "a" * 40 + "!"}
     hostile["pattern_inlet_ms"] = _once_ms(lambda: checks["inlet"](document))
     hostile["pattern_rs_ms"] = _once_ms(lambda: checks["jsonschema_rs"](document))
+    # additionalProperties beside patternProperties tests every name against every pattern:
+    # in Python's re, a 35-character name took the instance for minutes.
+    names = {"patternProperties": {"^(a+)+$": True}, "additionalProperties": False}
+    name_checks = _checkers(names)
+    named = {"a" * 35 + "!": 1}
+    hostile["additional_names_inlet_ms"] = _once_ms(lambda: name_checks["inlet"](named))
+    hostile["additional_names_rs_ms"] = _once_ms(lambda: name_checks["jsonschema_rs"](named))
     results["hostile"] = hostile
     results["worst_inlet_ms"] = max(v for k, v in hostile.items() if "inlet" in k)
     return results
