@@ -105,9 +105,10 @@ class State:
         fields, nothing folded, every old bucket to delete (old buckets were keyed by field)."""
         old = raw.get("fields") or {}
         fields = {rollups.ALL_EVENTS: FieldState(None, new_tag())}
+        upgraded_at = dt.datetime.now(dt.UTC)  # its 7 days until retirement start now
         for key, entry in old.items():
             if key != rollups.ALL_EVENTS and entry.get("path") is not None:
-                fields[key] = FieldState(tuple(entry["path"]), new_tag())
+                fields[key] = FieldState(tuple(entry["path"]), new_tag(), None, upgraded_at)
         orphans = [entry.get("tag", key) for key, entry in old.items()]
         orphans += list(raw.get("orphans") or [])
         return cls(fields, 0, snap, orphans, stale=True)
@@ -381,10 +382,11 @@ def retire_once(source_id: str, now: dt.datetime) -> bool:
     state = State.read(source_id)
     if state.stale:
         return False
+    cutoff = now - RETIRE_AFTER
     idle = [
         key
         for key, f in state.fields.items()
-        if key != rollups.ALL_EVENTS and (f.queried_at is None or f.queried_at < now - RETIRE_AFTER)
+        if key != rollups.ALL_EVENTS and f.queried_at is not None and f.queried_at < cutoff
     ]
     if not idle:
         return False

@@ -194,6 +194,9 @@ def test_rollups_written_under_older_rules_are_rebuilt_by_the_next_refresh(
     state = rollup_state(db, source["id"])
     assert state["rules"] == rollup_store.RULES and state["retained"] == 3
     assert state["orphans"] == []
+    assert [f["path"] for f in state["fields"].values()] in ([None, ["v"]], [["v"], None])
+    (v_field,) = [f for f in state["fields"].values() if f["path"] == ["v"]]
+    assert v_field["cursor"] is not None and v_field["tag"] != key  # refolded under new buckets
     left = [b.id for b in source_ref.collection("rollups").stream()]
     assert not [b for b in left if b.startswith(key)]
     assert aggregate(dashboard, source["id"], "sum", "v") == {
