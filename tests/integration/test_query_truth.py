@@ -197,6 +197,8 @@ def test_rollups_written_under_older_rules_are_rebuilt_by_the_next_refresh(
     assert [f["path"] for f in state["fields"].values()] in ([None, ["v"]], [["v"], None])
     (v_field,) = [f for f in state["fields"].values() if f["path"] == ["v"]]
     assert v_field["cursor"] is not None and v_field["tag"] != key  # refolded under new buckets
+    assert run_refresh(clean, source["id"]).status_code == 200  # and kept by the next refresh
+    assert ["v"] in [f["path"] for f in rollup_state(db, source["id"])["fields"].values()]
     left = [b.id for b in source_ref.collection("rollups").stream()]
     assert not [b for b in left if b.startswith(key)]
     assert aggregate(dashboard, source["id"], "sum", "v") == {
