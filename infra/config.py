@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,10 @@ from services.common.crypto import Keyring
 NAMESPACE = "inlet"
 DEFAULT_REGION = "us-central1"
 DEFAULT_CLERK_API_URL = "https://api.clerk.com"
+SUFFIX_MAX = 12  # the longest account id, inlet-clerk-sync-<suffix>, stays within 30 characters
+# Firestore keeps a scheduled backup for at most 14 weeks.
+BACKUP_RETENTION_MAX_DAYS = 98
+DEFAULT_BACKUP_RETENTION_DAYS = 14
 
 
 class InfraConfigError(pulumi.RunError):
@@ -75,6 +81,37 @@ DEFAULT_SCALING = {
 
 
 @dataclass(frozen=True)
+class DataProtection:
+    """What guards the Firestore database against a mistaken delete (docs/restore.md)."""
+
+    point_in_time_recovery: bool = True  # 7 days of versions, read at any past minute
+    delete_protection: bool = True  # the database cannot be deleted until this is off
+    daily_backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS
+    weekly_backup_retention_days: int | None = None  # no weekly schedule unless set
+
+
+@dataclass(frozen=True)
+class Database:
+    """Which Firestore database the services use, and whether this stack owns it.
+
+    ``existing``: the database is already there (every Firebase or App Engine project has a
+    ``(default)``), so the stack never creates it. ``manage_existing``: the stack adopts it and
+    sets its protection and backups from config; without it an existing database is only
+    looked up, and its settings are left exactly as they are.
+    """
+
+    name: str
+    location: str
+    existing: bool = False
+    manage_existing: bool = False
+
+    @property
+    def owned(self) -> bool:
+        """Whether the stack declares the database's settings (created or adopted)."""
+        return not self.existing or self.manage_existing
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     region: str
@@ -90,12 +127,44 @@ class StackConfig:
     clerk_api_url: str
     cors_origins: str | None
     ingest_public_url: str | None
-    firestore_database: str
-    firestore_location: str
+    database: Database
+    protection: DataProtection
     tasks_audience: str
     alert_email: str | None
     queue: QueueLimits
+    reconcile_schedule: str | None = None  # cron for the Clerk reconciliation; None: no job
     scaling: dict[str, Scaling] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        """What every project-unique name ends with, so two stacks share a project."""
+        return stack_suffix(self.stack)
+
+    def named(self, stem: str) -> str:
+        """A project-unique name: ``stem`` and this stack's suffix."""
+        return f"{stem}-{self.suffix}"
+
+    def service_name(self, service: Service) -> str:
+        """The Cloud Run function (and service) that runs ``service`` in this stack."""
+        return self.named(f"inlet-{service.name}")
+
+    @property
+    def firestore_database(self) -> str:
+        return self.database.name
+
+
+def stack_suffix(stack: str) -> str:
+    """A short, name-safe form of the stack's name: lowercase letters, digits and hyphens.
+
+    A stack name that is already short and safe is used as it is (``prod``, ``staging``);
+    any other is cut and given six hex digits of its own hash, so two stacks never share one.
+    """
+    clean = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-")
+    if clean == stack and 0 < len(clean) <= SUFFIX_MAX:
+        return clean
+    digest = hashlib.sha256(stack.encode()).hexdigest()[:6]
+    head = clean[: SUFFIX_MAX - len(digest) - 1].strip("-")
+    return f"{head}-{digest}" if head else digest
 
 
 def load() -> StackConfig:
@@ -137,16 +206,71 @@ def load() -> StackConfig:
         clerk_api_url=inlet.get("clerkApiUrl") or DEFAULT_CLERK_API_URL,
         cors_origins=inlet.get("corsOrigins") or None,
         ingest_public_url=inlet.get("ingestPublicUrl") or None,
-        firestore_database=inlet.get("firestoreDatabase") or "(default)",
-        firestore_location=inlet.get("firestoreLocation") or region,
+        database=_database(inlet, stack, region),
+        protection=_protection(inlet),
         tasks_audience=inlet.get("tasksAudience") or f"inlet-tasks-{project}-{stack}",
         alert_email=inlet.get("alertEmail") or None,
         queue=_queue_limits(inlet.get_object("queue") or {}),
+        reconcile_schedule=inlet.get("reconcileSchedule") or None,
         scaling={
             name: _scaling(name, inlet.get_object(name) or {}, default)
             for name, default in DEFAULT_SCALING.items()
         },
     )
+
+
+def _database(inlet: pulumi.Config, stack: str, region: str) -> Database:
+    """A database of Inlet's own per stack by default (``inlet-<suffix>``), or the one named."""
+    name = inlet.get("firestoreDatabase") or f"inlet-{stack_suffix(stack)}"
+    if name != "(default)" and not re.fullmatch(r"[a-z][a-z0-9-]{2,61}[a-z0-9]", name):
+        raise InfraConfigError(
+            "inlet:firestoreDatabase must be (default) or 4-63 lowercase letters, digits and "
+            "hyphens, starting with a letter"
+        )
+    existing = _bool(inlet, "firestoreExisting", False)
+    manage = _bool(inlet, "firestoreManageExisting", False)
+    if manage and not existing:
+        raise InfraConfigError(
+            "inlet:firestoreManageExisting applies only with inlet:firestoreExisting true"
+        )
+    return Database(
+        name=name,
+        location=inlet.get("firestoreLocation") or region,
+        existing=existing,
+        manage_existing=manage,
+    )
+
+
+def _protection(inlet: pulumi.Config) -> DataProtection:
+    daily = _retention(inlet, "backupRetentionDays", DEFAULT_BACKUP_RETENTION_DAYS)
+    weekly = _retention(inlet, "weeklyBackupRetentionDays", None)
+    return DataProtection(
+        point_in_time_recovery=_bool(inlet, "pointInTimeRecovery", True),
+        delete_protection=_bool(inlet, "deleteProtection", True),
+        daily_backup_retention_days=daily if daily is not None else DEFAULT_BACKUP_RETENTION_DAYS,
+        weekly_backup_retention_days=weekly,
+    )
+
+
+def _retention(inlet: pulumi.Config, key: str, default: int | None) -> int | None:
+    raw = (inlet.get(key) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= BACKUP_RETENTION_MAX_DAYS:
+        raise InfraConfigError(
+            f"inlet:{key} must be a number of days from 1 to {BACKUP_RETENTION_MAX_DAYS} "
+            "(Firestore keeps a scheduled backup for at most 14 weeks)"
+        )
+    return int(raw)
+
+
+def _bool(inlet: pulumi.Config, key: str, default: bool) -> bool:
+    raw = (inlet.get(key) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise InfraConfigError(f"inlet:{key} must be true or false")
+    return raw == "true"
 
 
 def _is_webhook_secret(secret: str) -> bool:

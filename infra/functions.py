@@ -27,8 +27,8 @@ class Deployed:
     url: pulumi.Output[str]  # the Cloud Run service's own URL
 
 
-def function_name(service: Service) -> str:
-    return f"inlet-{service.name}"
+def function_name(service: Service, cfg: StackConfig) -> str:
+    return cfg.service_name(service)
 
 
 def deterministic_url(
@@ -41,7 +41,7 @@ def deterministic_url(
     """
     return pulumi.Output.concat(
         "https://",
-        function_name(service),
+        function_name(service, cfg),
         "-",
         pulumi.Output.from_input(project_number).apply(str),
         ".",
@@ -57,7 +57,7 @@ def environments(
     refresh_url: pulumi.Input[str],
 ) -> dict[str, dict[str, pulumi.Input[str]]]:
     """Each service's plain environment (README "Configuration"): exactly what its settings read."""
-    firestore = {"GOOGLE_CLOUD_PROJECT": cfg.project, "FIRESTORE_DATABASE": cfg.firestore_database}
+    firestore = {"GOOGLE_CLOUD_PROJECT": cfg.project, "FIRESTORE_DATABASE": cfg.database.name}
     clerk_auth = {
         "CLERK_ISSUER": cfg.clerk_issuer,
         "CLERK_AUTHORIZED_PARTIES": cfg.clerk_authorized_parties,
@@ -116,7 +116,7 @@ def deploy(
             service.key,
             project=cfg.project,
             location=cfg.region,
-            name=function_name(service),
+            name=function_name(service, cfg),
             description=f"Inlet {service.name}",
             build_config={
                 "runtime": RUNTIME,

@@ -127,7 +127,8 @@ def provision(
     bucket = gcp.storage.Bucket(
         "source-bucket",
         project=cfg.project,
-        name=f"{cfg.project}-inlet-source",
+        # Bucket names are global: the project id, then this stack's suffix.
+        name=f"{cfg.project}-inlet-source-{cfg.suffix}",
         location=cfg.region,
         uniform_bucket_level_access=True,
         public_access_prevention="enforced",
