@@ -51,7 +51,7 @@ backfill: $(BIN)/.installed
 	@set -a; if [ -f .inlet/dev.env ]; then . ./.inlet/dev.env; fi; set +a; \
 		$(BIN)/inlet-backfill $(ARGS)
 
-# Deploy (README "Deploy"): the Pulumi CLI runs infra/ with this project's .venv.
+# Deploy (docs/deploy.md): the Pulumi CLI runs infra/ with this project's .venv.
 # Extra flags through ARGS, e.g. make deploy ARGS=--yes; the stack is the selected one.
 preview: $(BIN)/.installed
 	pulumi preview $(ARGS)

@@ -1,7 +1,7 @@
 """The stack's configuration, read and validated once before any resource is declared.
 
 Every key lives in the ``inlet`` namespace except the provider's ``gcp:project`` and
-``gcp:region``; README.md ("Deploy") lists them all. A missing or malformed value stops the
+``gcp:region``; docs/deploy.md lists them all. A missing or malformed value stops the
 program with a message naming the key and the command that sets it.
 """
 
@@ -34,7 +34,7 @@ class InfraConfigError(pulumi.RunError):
 
 @dataclass(frozen=True)
 class Scaling:
-    """One service's Cloud Run shape (README "Deploy": concurrency above 1 needs a full CPU)."""
+    """One service's Cloud Run shape (docs/deploy.md: concurrency above 1 needs a full CPU)."""
 
     min_instances: int
     max_instances: int

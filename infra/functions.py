@@ -1,6 +1,6 @@
 """The three services as Cloud Run functions, built by Google from the source zip.
 
-Why this path (README "Deploy"): ``gcp.cloudfunctionsv2.Function`` builds the zip with Google's
+Why this path (docs/deploy.md): ``gcp.cloudfunctionsv2.Function`` builds the zip with Google's
 Python buildpack inside Cloud Build and deploys the result as a Cloud Run service, so a deploy
 needs no Docker daemon and no command besides ``pulumi up``. Each function *is* a Cloud Run
 service; its invoker binding goes on that service (``service_config.service``).

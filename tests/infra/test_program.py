@@ -1,4 +1,4 @@
-"""What ``pulumi up`` declares, checked under Pulumi's mocks (README "Deploy")."""
+"""What ``pulumi up`` declares, checked under Pulumi's mocks (docs/deploy.md)."""
 
 from __future__ import annotations
 
