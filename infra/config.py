@@ -26,6 +26,10 @@ SUFFIX_MAX = 12  # the longest account id, inlet-clerk-sync-<suffix>, stays with
 # Firestore keeps a scheduled backup for at most 14 weeks.
 BACKUP_RETENTION_MAX_DAYS = 98
 DEFAULT_BACKUP_RETENTION_DAYS = 14
+# Daily at 03:17 UTC: Svix retries a failed delivery for about three days, so a daily pass
+# catches whatever it gave up on (README "Reconciliation"). Off the hour, like Clerk's peaks.
+DEFAULT_RECONCILE_SCHEDULE = "17 3 * * *"
+RECONCILE_OFF = "off"
 
 
 class InfraConfigError(pulumi.RunError):
@@ -73,8 +77,10 @@ QUERY = Service("query", "query", "query")
 SERVICES = (CLERK_SYNC, INGEST, QUERY)
 
 # Sensible starting points: scale to zero, one CPU so one instance serves 80 requests at once.
+# clerk-sync's timeout is Cloud Scheduler's longest attempt (30 minutes), so a reconciliation
+# run has its whole budget (infra/scheduled_jobs.py); webhooks still answer within 15 s.
 DEFAULT_SCALING = {
-    "clerkSync": Scaling(0, 10, 80, "512Mi", "1", 60),
+    "clerkSync": Scaling(0, 10, 80, "512Mi", "1", 1800),
     "ingest": Scaling(0, 20, 80, "512Mi", "1", 60),
     "query": Scaling(0, 20, 80, "512Mi", "1", 120),
 }
@@ -132,7 +138,9 @@ class StackConfig:
     tasks_audience: str
     alert_email: str | None
     queue: QueueLimits
-    reconcile_schedule: str | None = None  # cron for the Clerk reconciliation; None: no job
+    # cron (UTC) of the Clerk reconciliation job; None: no job (switched off, or no Backend API
+    # key to reconcile with)
+    reconcile_schedule: str | None = None
     scaling: dict[str, Scaling] = field(default_factory=dict)
 
     @property
@@ -192,13 +200,14 @@ def load() -> StackConfig:
     if not issuer.startswith("https://"):
         raise InfraConfigError("inlet:clerkIssuer must be an https:// URL")
     parties = _require(inlet, "clerkAuthorizedParties")
+    clerk_secret_key = inlet.get("clerkSecretKey") or None
 
     return StackConfig(
         project=project,
         region=region,
         stack=stack,
         clerk_webhook_secret=webhook_secret,
-        clerk_secret_key=inlet.get("clerkSecretKey") or None,
+        clerk_secret_key=clerk_secret_key,
         source_kek=kek,
         clerk_issuer=issuer,
         clerk_jwks_url=inlet.get("clerkJwksUrl") or None,
@@ -211,7 +220,7 @@ def load() -> StackConfig:
         tasks_audience=inlet.get("tasksAudience") or f"inlet-tasks-{project}-{stack}",
         alert_email=inlet.get("alertEmail") or None,
         queue=_queue_limits(inlet.get_object("queue") or {}),
-        reconcile_schedule=inlet.get("reconcileSchedule") or None,
+        reconcile_schedule=_reconcile_schedule(inlet, has_key=clerk_secret_key is not None),
         scaling={
             name: _scaling(name, inlet.get_object(name) or {}, default)
             for name, default in DEFAULT_SCALING.items()
@@ -239,6 +248,29 @@ def _database(inlet: pulumi.Config, stack: str, region: str) -> Database:
         existing=existing,
         manage_existing=manage,
     )
+
+
+def _reconcile_schedule(inlet: pulumi.Config, *, has_key: bool) -> str | None:
+    """Daily by default; ``off`` turns the job off. Reconciling reads Clerk's Backend API, so
+    without ``inlet:clerkSecretKey`` there is no job (it would fail every day), and a schedule
+    set without the key is refused rather than ignored."""
+    raw = (inlet.get("reconcileSchedule") or "").strip()
+    if raw.lower() == RECONCILE_OFF:
+        return None
+    if not raw:
+        return DEFAULT_RECONCILE_SCHEDULE if has_key else None
+    if not has_key:
+        raise InfraConfigError(
+            "inlet:reconcileSchedule needs inlet:clerkSecretKey (the reconciliation reads "
+            "Clerk's Backend API): pulumi config set --secret inlet:clerkSecretKey <sk_...>, "
+            f"or set inlet:reconcileSchedule {RECONCILE_OFF}"
+        )
+    if len(raw.split()) != 5:
+        raise InfraConfigError(
+            "inlet:reconcileSchedule must be a cron schedule of five fields (UTC), e.g. "
+            f"'{DEFAULT_RECONCILE_SCHEDULE}', or {RECONCILE_OFF}"
+        )
+    return raw
 
 
 def _protection(inlet: pulumi.Config) -> DataProtection:

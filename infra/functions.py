@@ -16,6 +16,7 @@ import pulumi_gcp as gcp
 from infra.config import CLERK_SYNC, INGEST, QUERY, SERVICES, Service, StackConfig
 from infra.iam import Identities
 from infra.refresh_queue import RefreshQueue
+from infra.scheduled_jobs import reconcile_budget_s
 from infra.secret_store import Secrets, StoredSecret
 
 RUNTIME = "python311"  # requirements.lock is resolved for Python 3.11
@@ -72,8 +73,14 @@ def environments(
     cors = {"CORS_ORIGINS": cfg.cors_origins} if cfg.cors_origins else {}
     return {
         # clerk-sync schedules a `delete` refresh for the sources of a user or organization
-        # deleted in Clerk, so their blocks report `source-deleted`.
-        CLERK_SYNC.key: {**firestore, **tasks},
+        # deleted in Clerk, so their blocks report `source-deleted`; the tasks settings also
+        # say whose OIDC tokens POST /tasks/reconcile accepts (Google's issuer by default).
+        CLERK_SYNC.key: {
+            **firestore,
+            **tasks,
+            "CLERK_API_URL": cfg.clerk_api_url,
+            "RECONCILE_BUDGET_S": str(reconcile_budget_s(cfg)),
+        },
         INGEST.key: {
             **firestore,
             **clerk_auth,
@@ -86,11 +93,13 @@ def environments(
 
 
 def secret_references(secrets: Secrets) -> dict[str, list[StoredSecret]]:
-    """Which secrets each service reads: only those its settings need."""
+    """Which secrets each service reads: only those its settings need. The Clerk Backend API
+    key is optional: clerk-sync reconciles with it, query falls back to Clerk with it."""
+    clerk_api = [s for s in (secrets.clerk_secret_key,) if s is not None]
     return {
-        CLERK_SYNC.key: [secrets.clerk_webhook_secret],
+        CLERK_SYNC.key: [secrets.clerk_webhook_secret, *clerk_api],
         INGEST.key: [secrets.source_kek],
-        QUERY.key: [s for s in (secrets.clerk_secret_key,) if s is not None],
+        QUERY.key: clerk_api,
     }
 
 

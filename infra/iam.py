@@ -24,7 +24,7 @@ from infra.secret_store import Secrets, StoredSecret
 @dataclass(frozen=True)
 class Identities:
     services: dict[str, gcp.serviceaccount.Account]  # by Service.key
-    tasks: gcp.serviceaccount.Account  # the OIDC identity of refresh tasks and the sweep
+    tasks: gcp.serviceaccount.Account  # the OIDC identity of refresh tasks and both jobs
     build: gcp.serviceaccount.Account  # Cloud Build runs the functions' builds as this
 
 
@@ -92,6 +92,7 @@ def grant(
         )
 
     read_secret(secrets.clerk_webhook_secret, CLERK_SYNC.key)
+    read_secret(secrets.clerk_secret_key, CLERK_SYNC.key)  # the reconciliation reads Clerk
     read_secret(secrets.source_kek, INGEST.key)
     read_secret(secrets.clerk_secret_key, QUERY.key)
 

@@ -28,7 +28,8 @@ class StoredSecret:
 class Secrets:
     clerk_webhook_secret: StoredSecret
     source_kek: StoredSecret
-    clerk_secret_key: StoredSecret | None  # optional: query then reads no Backend API
+    # Optional: without it clerk-sync does not reconcile and query reads no Backend API.
+    clerk_secret_key: StoredSecret | None
 
 
 def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> Secrets:

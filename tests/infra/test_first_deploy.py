@@ -8,7 +8,12 @@ import re
 import pytest
 
 from infra import waits
-from infra.config import SUFFIX_MAX, stack_suffix
+from infra.config import (
+    DEFAULT_RECONCILE_SCHEDULE,
+    SUFFIX_MAX,
+    InfraConfigError,
+    stack_suffix,
+)
 from tests.infra import harness
 from tests.infra.harness import Declared, Deployment
 
@@ -79,30 +84,70 @@ def test_functions_and_jobs_wait_for_the_database_its_field_policies_and_indexes
     ready = firestore_ready(deployment)
     assert len(ready) > 3
     waiting = deployment.of_type(FUNCTION) + deployment.of_type(JOB)
-    assert {r.name for r in waiting} >= {"clerkSync", "ingest", "query", "sweep"}
+    assert {r.name for r in waiting} >= {"clerkSync", "ingest", "query", "sweep", "reconcile"}
     for declared in waiting:
         assert ready <= declared.depends_on, declared.name
 
 
-def test_the_reconciliation_job_calls_clerk_sync_with_the_sweeps_identity():
-    config = {**harness.BASE_CONFIG, "inlet:reconcileSchedule": "17 3 * * *"}
-    deployment = harness.deploy(config)
+def test_the_reconciliation_job_calls_clerk_sync_daily_with_the_sweeps_identity(deployment):
     reconcile = deployment.one(JOB, "reconcile").inputs
     sweep = deployment.one(JOB, "sweep").inputs
-    assert reconcile["schedule"] == "17 3 * * *"
+    assert reconcile["schedule"] == DEFAULT_RECONCILE_SCHEDULE == "17 3 * * *"
+    assert reconcile["timeZone"] == "Etc/UTC"
     assert reconcile["name"] == "inlet-reconcile-test"
     target = reconcile["httpTarget"]
-    assert target["uri"].startswith("https://inlet-clerk-sync-test-")
-    assert target["uri"].endswith("/tasks/reconcile")
+    clerk_sync = deployment.exports["clerkWebhookUrl"].removesuffix("/webhooks/clerk")
+    assert target["uri"] == clerk_sync + "/tasks/reconcile"
     assert target["httpMethod"] == "POST"
     # The same OIDC rules as the sweep: the tasks identity, the fixed audience, no OAuth token.
     assert target["oidcToken"] == sweep["httpTarget"]["oidcToken"]
+    assert target["oidcToken"]["serviceAccountEmail"].startswith("inlet-tasks-test@")
     assert "oauthToken" not in target
+    # The attempt outlasts the run's budget, and clerk-sync's timeout outlasts the attempt.
+    assert reconcile["attemptDeadline"] == "1800s"
+    clerk_sync_config = deployment.one(FUNCTION, "clerkSync").inputs["serviceConfig"]
+    budget = int(clerk_sync_config["environmentVariables"]["RECONCILE_BUDGET_S"])
+    assert budget + 300 <= 1800 <= clerk_sync_config["timeoutSeconds"]
+    assert reconcile["retryConfig"] == {"retryCount": 1, "minBackoffDuration": "300s"}
     assert firestore_ready(deployment) <= deployment.one(JOB, "reconcile").depends_on
 
 
-def test_without_a_reconcile_schedule_there_is_no_reconcile_job(deployment):
-    assert {r.name for r in deployment.of_type(JOB)} == {"sweep"}
+def test_the_reconcile_schedule_comes_from_config_and_switches_off():
+    config = {**harness.BASE_CONFIG, "inlet:reconcileSchedule": "0 */6 * * *"}
+    assert harness.deploy(config).one(JOB, "reconcile").inputs["schedule"] == "0 */6 * * *"
+    off = harness.deploy({**harness.BASE_CONFIG, "inlet:reconcileSchedule": "off"})
+    assert {r.name for r in off.of_type(JOB)} == {"sweep"}
+    # The route still exists; clerk-sync keeps its key for a run called by hand.
+    refs = off.one(FUNCTION, "clerkSync").inputs["serviceConfig"]["secretEnvironmentVariables"]
+    assert "CLERK_SECRET_KEY" in {ref["key"] for ref in refs}
+
+
+def test_without_a_clerk_secret_key_there_is_no_reconcile_job():
+    config = {k: v for k, v in harness.BASE_CONFIG.items() if k != "inlet:clerkSecretKey"}
+    assert {r.name for r in harness.deploy(config).of_type(JOB)} == {"sweep"}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"inlet:reconcileSchedule": "daily"}, "inlet:reconcileSchedule must be a cron"),
+        (
+            {"inlet:reconcileSchedule": "17 3 * * *", "inlet:clerkSecretKey": ""},
+            "inlet:reconcileSchedule needs inlet:clerkSecretKey",
+        ),
+    ],
+)
+def test_a_reconcile_schedule_that_cannot_run_is_refused(config, message):
+    with pytest.raises(InfraConfigError) as raised:
+        harness.deploy({**harness.BASE_CONFIG, **config})
+    assert message in str(raised.value)
+    assert harness.CLERK_SECRET_KEY not in str(raised.value)
+
+
+def test_a_short_clerk_sync_timeout_gives_a_run_that_ends_in_time():
+    config = {**harness.BASE_CONFIG, "inlet:clerkSync": '{"timeoutSeconds": 300}'}
+    function = harness.deploy(config).one(FUNCTION, "clerkSync").inputs["serviceConfig"]
+    assert function["environmentVariables"]["RECONCILE_BUDGET_S"] == "150"
 
 
 # --- Two stacks in one project -------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from infra import config as infra_config
 from infra import source
+from services.clerk_sync.reconcile_task import ReconcileSettings
 from services.common import indexes
 from services.common.config import ClerkAuthSettings, Env, FirestoreSettings, TaskSettings
 from tests.infra import harness
@@ -72,7 +73,8 @@ def test_outputs_give_the_urls_a_user_needs_next(deployment):
 
 
 def test_each_secret_reaches_only_the_service_that_reads_it(deployment):
-    assert set(secret_refs(deployment, "clerkSync")) == {"CLERK_WEBHOOK_SECRET"}
+    # clerk-sync reconciles with the Backend API key; query falls back to Clerk with it.
+    assert set(secret_refs(deployment, "clerkSync")) == {"CLERK_WEBHOOK_SECRET", "CLERK_SECRET_KEY"}
     assert set(secret_refs(deployment, "ingest")) == {"SOURCE_KEK"}
     assert set(secret_refs(deployment, "query")) == {"CLERK_SECRET_KEY"}
     accessors = {
@@ -81,6 +83,7 @@ def test_each_secret_reaches_only_the_service_that_reads_it(deployment):
     }
     assert accessors == {
         (named("inlet-clerk-webhook-secret"), f"serviceAccount:{email('inlet-clerk-sync')}"),
+        (named("inlet-clerk-secret-key"), f"serviceAccount:{email('inlet-clerk-sync')}"),
         (named("inlet-source-kek"), f"serviceAccount:{email('inlet-ingest')}"),
         (named("inlet-clerk-secret-key"), f"serviceAccount:{email('inlet-query')}"),
     }
@@ -91,12 +94,13 @@ def test_each_secret_reaches_only_the_service_that_reads_it(deployment):
 
 
 def test_secrets_are_referenced_by_numeric_version_never_by_value(deployment):
-    for key, expected in (
-        ("clerkSync", "inlet-clerk-webhook-secret"),
-        ("ingest", "inlet-source-kek"),
-        ("query", "inlet-clerk-secret-key"),
+    for key, variable, expected in (
+        ("clerkSync", "CLERK_WEBHOOK_SECRET", "inlet-clerk-webhook-secret"),
+        ("clerkSync", "CLERK_SECRET_KEY", "inlet-clerk-secret-key"),
+        ("ingest", "SOURCE_KEK", "inlet-source-kek"),
+        ("query", "CLERK_SECRET_KEY", "inlet-clerk-secret-key"),
     ):
-        (ref,) = secret_refs(deployment, key).values()
+        ref = secret_refs(deployment, key)[variable]
         assert ref["secret"] == named(expected)
         assert ref["version"].isdigit()  # a number, so a new value rolls a new revision
         assert ref["projectId"] == PROJECT
@@ -110,10 +114,11 @@ def test_secrets_are_referenced_by_numeric_version_never_by_value(deployment):
     assert all(SECRET_SIG in data for data in stored.values())
 
 
-def test_without_a_clerk_secret_key_query_gets_no_secret():
+def test_without_a_clerk_secret_key_no_service_gets_one():
     config = {k: v for k, v in harness.BASE_CONFIG.items() if k != "inlet:clerkSecretKey"}
     deployment = harness.deploy(config)
     assert secret_refs(deployment, "query") == {}
+    assert set(secret_refs(deployment, "clerkSync")) == {"CLERK_WEBHOOK_SECRET"}
     secrets = deployment.of_type("gcp:secretmanager/secret:Secret")
     assert {r.inputs["secretId"] for r in secrets} == {
         named("inlet-clerk-webhook-secret"),
@@ -254,7 +259,13 @@ def test_each_function_gets_exactly_the_environment_its_settings_read(deployment
         "TASKS_SERVICE_ACCOUNT": email("inlet-tasks"),
         "TASKS_AUDIENCE": f"inlet-tasks-{PROJECT}-test",
     }
-    assert env(deployment, "clerkSync") == {**base, **tasks}
+    assert env(deployment, "clerkSync") == {
+        **base,
+        **tasks,
+        "CLERK_API_URL": "https://api.clerk.com",
+        # Cloud Scheduler's 30-minute attempt, less the room the run keeps to finish and answer.
+        "RECONCILE_BUDGET_S": "1500",
+    }
     clerk = {
         "CLERK_ISSUER": "https://clerk.example.com",
         "CLERK_AUTHORIZED_PARTIES": "https://app.example.com",
@@ -268,7 +279,15 @@ def test_each_function_gets_exactly_the_environment_its_settings_read(deployment
         **cors,
         "CLERK_API_URL": "https://api.clerk.com",
     }
-    # The shared settings accept them as they are (the services' own start-up checks).
+    # The services' settings accept them as they are (their own start-up checks), and
+    # clerk-sync checks /tasks/reconcile's tokens with the same settings as the sweep's.
+    reconcile = ReconcileSettings.from_env(
+        Env({**env(deployment, "clerkSync"), "CLERK_SECRET_KEY": "sk_x"})
+    )
+    assert (reconcile.budget_s, reconcile.clerk.api_url) == (1500, "https://api.clerk.com")
+    assert TaskSettings.from_env(Env(env(deployment, "clerkSync"))) == TaskSettings.from_env(
+        Env(env(deployment, "ingest"))
+    )
     for key in ("ingest", "query"):
         values = Env(env(deployment, key))
         assert FirestoreSettings.from_env(values).project == PROJECT
@@ -290,7 +309,8 @@ def test_optional_settings_reach_the_services_that_read_them():
     deployment = harness.deploy(config)
     assert env(deployment, "ingest")["INGEST_PUBLIC_URL"] == "https://events.example.com"
     assert "INGEST_PUBLIC_URL" not in env(deployment, "query")
-    assert env(deployment, "query")["CLERK_API_URL"] == "https://clerk-api.example.com"
+    for key in ("clerkSync", "query"):
+        assert env(deployment, key)["CLERK_API_URL"] == "https://clerk-api.example.com"
     for key in ("ingest", "query"):
         assert env(deployment, key)["CLERK_JWKS_URL"] == "https://clerk.example.com/jwks"
         assert env(deployment, key)["TASKS_AUDIENCE"] == "inlet-refresh"
