@@ -38,8 +38,9 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 
 # Prints only a development session token: make -s dev-token SUB=user_x [ORG=org_y] [ROLE=member]
+# or, with TASK=1, a task token for the /tasks/* routes (what Cloud Scheduler attaches)
 dev-token: $(BIN)/.installed
-	@$(BIN)/python -m devstack.token --sub "$(or $(SUB),user_dev)" --org "$(ORG)" --role "$(or $(ROLE),admin)"
+	@$(BIN)/python -m devstack.token --sub "$(or $(SUB),user_dev)" --org "$(ORG)" --role "$(or $(ROLE),admin)" $(if $(TASK),--task)
 
 # Signs and posts one event to the demo source: make send-event [BODY='{"amount": 3}']
 send-event: $(BIN)/.installed
@@ -51,7 +52,7 @@ backfill: $(BIN)/.installed
 	@set -a; if [ -f .inlet/dev.env ]; then . ./.inlet/dev.env; fi; set +a; \
 		$(BIN)/inlet-backfill $(ARGS)
 
-# Deploy (README "Deploy"): the Pulumi CLI runs infra/ with this project's .venv.
+# Deploy (docs/deploy.md): the Pulumi CLI runs infra/ with this project's .venv.
 # Extra flags through ARGS, e.g. make deploy ARGS=--yes; the stack is the selected one.
 preview: $(BIN)/.installed
 	pulumi preview $(ARGS)

@@ -85,6 +85,11 @@ def clerk_api_env() -> dict[str, str]:
     return {k: os.environ[k] for k in ("CLERK_SECRET_KEY", "CLERK_API_URL") if os.environ.get(k)}
 
 
+def keep_data_asked() -> bool:
+    """``INLET_KEEP_DATA=1``: keep Firestore's data across restarts (devstack/keep_data.py)."""
+    return os.environ.get("INLET_KEEP_DATA") == "1"
+
+
 def write_env_file(values: dict[str, str]) -> None:
     """Plain KEY=VALUE lines, written atomically (readers never see half a file)."""
     path = STATE_DIR / "dev.env"
@@ -106,6 +111,7 @@ def main() -> int:
         webhook_secret=saved["CLERK_WEBHOOK_SECRET"],
         source_kek=saved["SOURCE_KEK"],
         extra_env=clerk_api_env(),
+        keep_data_dir=STATE_DIR / "firestore-data" if keep_data_asked() else None,
     )
     (STATE_DIR / "dev.env").unlink(missing_ok=True)
     interrupts = Interrupts()

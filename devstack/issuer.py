@@ -60,14 +60,23 @@ class Issuer(LoopbackServer):
         self.jwks_url = self.url + JWKS_PATH
 
     def task_token(self, audience: str = TASKS_AUDIENCE, email: str = TASKS_SERVICE_ACCOUNT) -> str:
-        """An OIDC token shaped like the ones Cloud Tasks and Cloud Scheduler attach."""
-        claims = {"iss": self.url, "aud": audience, "sub": email, "email": email}
-        return sign_local_token(self.key_pem, {**claims, "email_verified": True})
+        return task_token(self.key_pem, self.url, audience, email)
 
     def session_token(
         self, sub: str, org: str | None = None, role: str = "admin", ttl_s: int = 3600, **extra
     ) -> str:
         return session_token(self.key_pem, self.url, sub, org, role, ttl_s, **extra)
+
+
+def task_token(
+    key_pem: bytes,
+    issuer: str,
+    audience: str = TASKS_AUDIENCE,
+    email: str = TASKS_SERVICE_ACCOUNT,
+) -> str:
+    """An OIDC token shaped like the ones Cloud Tasks and Cloud Scheduler attach."""
+    claims = {"iss": issuer, "aud": audience, "sub": email, "email": email}
+    return sign_local_token(key_pem, {**claims, "email_verified": True})
 
 
 def session_token(

@@ -112,17 +112,16 @@ def wait_http(process: Process, url: str, timeout_s: float = 60.0) -> None:
     raise StackError(f"{process.name} did not answer {url} within {timeout_s:.0f} s")
 
 
-def start_firestore(port: int, log_dir: Path) -> Process:
+def start_firestore(port: int, log_dir: Path, import_data: Path | None = None) -> Process:
+    """The emulator, empty, or loaded from an export (``import_data``, devstack/keep_data.py)."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
         raise StackError(FIRESTORE_INSTALL_HINT)
     host = f"127.0.0.1:{port}"
-    process = spawn(
-        "firestore-emulator",
-        [gcloud, "emulators", "firestore", "start", f"--host-port={host}", "--quiet"],
-        dict(os.environ),
-        log_dir,
-    )
+    argv = [gcloud, "emulators", "firestore", "start", f"--host-port={host}", "--quiet"]
+    if import_data is not None:
+        argv.append(f"--import-data={import_data}")
+    process = spawn("firestore-emulator", argv, dict(os.environ), log_dir)
     try:
         wait_http(process, f"http://{host}/", timeout_s=90)
     except StackError as err:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack import issuer as dev_issuer
+from devstack import keep_data
 from devstack.processes import (
     ROOT,
     SERVICES,
@@ -69,6 +71,9 @@ class LocalStack:
     # random WebSocket port): with this set, a component that finds its port taken gets another.
     retry_ports: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # INLET_KEEP_DATA: Firestore's data is exported here on stop and imported on start;
+    # None (the default) keeps it in memory only.
+    keep_data_dir: Path | None = None
     processes: dict[str, Process] = field(default_factory=dict)
     issuer: dev_issuer.Issuer | None = None
     webhook_secret: str = field(default_factory=new_webhook_secret)
@@ -123,7 +128,12 @@ class LocalStack:
                 dev_issuer.ensure_key(self.key_path()), self.ports.issuer
             ).start()
             self.processes["firestore"] = self._with_port_retry(
-                "firestore", lambda: start_firestore(self.ports.firestore, logs)
+                "firestore",
+                lambda: start_firestore(
+                    self.ports.firestore,
+                    logs,
+                    keep_data.saved_export(self.keep_data_dir) if self.keep_data_dir else None,
+                ),
             )
             self.processes["tasks"] = start_tasks(
                 self.ports.tasks, QUEUE, logs, self.tasks_max_retries
@@ -152,12 +162,23 @@ class LocalStack:
         return process
 
     def stop(self) -> None:
+        self._save_data()
         for process in reversed(list(self.processes.values())):
             process.stop()
         self.processes.clear()
         if self.issuer is not None:
             self.issuer.stop()
             self.issuer = None
+
+    def _save_data(self) -> None:
+        """Export Firestore before the emulator stops, when asked to keep data."""
+        firestore = self.processes.get("firestore")
+        if self.keep_data_dir is None or firestore is None or firestore.popen.poll() is not None:
+            return
+        try:
+            keep_data.save(self.firestore_host, PROJECT, self.keep_data_dir)
+        except OSError as err:  # the last good export stays; say why this one is missing
+            print(f"Firestore data not saved: {err}", file=sys.stderr, flush=True)
 
     def reset_firestore(self) -> None:
         reset_firestore(self.firestore_host, PROJECT)

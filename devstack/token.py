@@ -1,4 +1,5 @@
-"""`make -s dev-token SUB=user_x [ORG=org_y] [ROLE=member]`: print one development token."""
+"""`make -s dev-token SUB=user_x [ORG=org_y] [ROLE=member]`: print one development session token;
+`make -s dev-token TASK=1`: one task token, as Cloud Scheduler attaches to ``/tasks/*`` calls."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ def main() -> None:
     parser.add_argument("--sub", required=True)
     parser.add_argument("--org", default="")
     parser.add_argument("--role", choices=("admin", "member"), default="admin")
+    parser.add_argument("--task", action="store_true", help="a task token instead")
     args = parser.parse_args()
     env = read_dev_env()
     issuer = env.get("CLERK_ISSUER", f"http://127.0.0.1:{8089}")
     key = dev_issuer.ensure_key(ROOT / ".inlet" / "dev-signing-key.pem")
+    if args.task:
+        print(dev_issuer.task_token(key, issuer))
+        return
     print(dev_issuer.session_token(key, issuer, args.sub, args.org or None, args.role))
 
 

@@ -1,1 +1,1 @@
-"""Inlet's Pulumi program (README "Deploy"): ``pulumi up`` runs ``infra/__main__.py``."""
+"""Inlet's Pulumi program (docs/deploy.md): ``pulumi up`` runs ``infra/__main__.py``."""

@@ -1,4 +1,4 @@
-"""Inlet on Google Cloud in one ``pulumi up`` (README "Deploy").
+"""Inlet on Google Cloud in one ``pulumi up`` (docs/deploy.md).
 
 Reads the stack's configuration once, then declares each concern in order: APIs, Firestore,
 secrets, the refresh queue, identities, the source and its build repository, the three

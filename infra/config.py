@@ -1,7 +1,7 @@
 """The stack's configuration, read and validated once before any resource is declared.
 
 Every key lives in the ``inlet`` namespace except the provider's ``gcp:project`` and
-``gcp:region``; README.md ("Deploy") lists them all. A missing or malformed value stops the
+``gcp:region``; docs/deploy.md lists them all. A missing or malformed value stops the
 program with a message naming the key and the command that sets it.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,14 @@ from services.common.crypto import Keyring
 NAMESPACE = "inlet"
 DEFAULT_REGION = "us-central1"
 DEFAULT_CLERK_API_URL = "https://api.clerk.com"
+SUFFIX_MAX = 12  # the longest account id, inlet-clerk-sync-<suffix>, stays within 30 characters
+# Firestore keeps a scheduled backup for at most 14 weeks.
+BACKUP_RETENTION_MAX_DAYS = 98
+DEFAULT_BACKUP_RETENTION_DAYS = 14
+# Daily at 03:17 UTC: Svix retries a failed delivery for about three days, so a daily pass
+# catches whatever it gave up on (README "Reconciliation"). Off the hour, like Clerk's peaks.
+DEFAULT_RECONCILE_SCHEDULE = "17 3 * * *"
+RECONCILE_OFF = "off"
 
 
 class InfraConfigError(pulumi.RunError):
@@ -28,7 +38,7 @@ class InfraConfigError(pulumi.RunError):
 
 @dataclass(frozen=True)
 class Scaling:
-    """One service's Cloud Run shape (README "Deploy": concurrency above 1 needs a full CPU)."""
+    """One service's Cloud Run shape (docs/deploy.md: concurrency above 1 needs a full CPU)."""
 
     min_instances: int
     max_instances: int
@@ -67,11 +77,44 @@ QUERY = Service("query", "query", "query")
 SERVICES = (CLERK_SYNC, INGEST, QUERY)
 
 # Sensible starting points: scale to zero, one CPU so one instance serves 80 requests at once.
+# clerk-sync's timeout is Cloud Scheduler's longest attempt (30 minutes), so a reconciliation
+# run has its whole budget (infra/scheduled_jobs.py); webhooks still answer within 15 s.
 DEFAULT_SCALING = {
-    "clerkSync": Scaling(0, 10, 80, "512Mi", "1", 60),
+    "clerkSync": Scaling(0, 10, 80, "512Mi", "1", 1800),
     "ingest": Scaling(0, 20, 80, "512Mi", "1", 60),
     "query": Scaling(0, 20, 80, "512Mi", "1", 120),
 }
+
+
+@dataclass(frozen=True)
+class DataProtection:
+    """What guards the Firestore database against a mistaken delete (docs/restore.md)."""
+
+    point_in_time_recovery: bool = True  # 7 days of versions, read at any past minute
+    delete_protection: bool = True  # the database cannot be deleted until this is off
+    daily_backup_retention_days: int = DEFAULT_BACKUP_RETENTION_DAYS
+    weekly_backup_retention_days: int | None = None  # no weekly schedule unless set
+
+
+@dataclass(frozen=True)
+class Database:
+    """Which Firestore database the services use, and whether this stack owns it.
+
+    ``existing``: the database is already there (every Firebase or App Engine project has a
+    ``(default)``), so the stack never creates it. ``manage_existing``: the stack adopts it and
+    sets its protection and backups from config; without it an existing database is only
+    looked up, and its settings are left exactly as they are.
+    """
+
+    name: str
+    location: str
+    existing: bool = False
+    manage_existing: bool = False
+
+    @property
+    def owned(self) -> bool:
+        """Whether the stack declares the database's settings (created or adopted)."""
+        return not self.existing or self.manage_existing
 
 
 @dataclass(frozen=True)
@@ -90,12 +133,46 @@ class StackConfig:
     clerk_api_url: str
     cors_origins: str | None
     ingest_public_url: str | None
-    firestore_database: str
-    firestore_location: str
+    database: Database
+    protection: DataProtection
     tasks_audience: str
     alert_email: str | None
     queue: QueueLimits
+    # cron (UTC) of the Clerk reconciliation job; None: no job (switched off, or no Backend API
+    # key to reconcile with)
+    reconcile_schedule: str | None = None
     scaling: dict[str, Scaling] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        """What every project-unique name ends with, so two stacks share a project."""
+        return stack_suffix(self.stack)
+
+    def named(self, stem: str) -> str:
+        """A project-unique name: ``stem`` and this stack's suffix."""
+        return f"{stem}-{self.suffix}"
+
+    def service_name(self, service: Service) -> str:
+        """The Cloud Run function (and service) that runs ``service`` in this stack."""
+        return self.named(f"inlet-{service.name}")
+
+    @property
+    def firestore_database(self) -> str:
+        return self.database.name
+
+
+def stack_suffix(stack: str) -> str:
+    """A short, name-safe form of the stack's name: lowercase letters, digits and hyphens.
+
+    A stack name that is already short and safe is used as it is (``prod``, ``staging``);
+    any other is cut and given six hex digits of its own hash, so two stacks never share one.
+    """
+    clean = re.sub(r"[^a-z0-9]+", "-", stack.lower()).strip("-")
+    if clean == stack and 0 < len(clean) <= SUFFIX_MAX:
+        return clean
+    digest = hashlib.sha256(stack.encode()).hexdigest()[:6]
+    head = clean[: SUFFIX_MAX - len(digest) - 1].strip("-")
+    return f"{head}-{digest}" if head else digest
 
 
 def load() -> StackConfig:
@@ -123,13 +200,14 @@ def load() -> StackConfig:
     if not issuer.startswith("https://"):
         raise InfraConfigError("inlet:clerkIssuer must be an https:// URL")
     parties = _require(inlet, "clerkAuthorizedParties")
+    clerk_secret_key = inlet.get("clerkSecretKey") or None
 
     return StackConfig(
         project=project,
         region=region,
         stack=stack,
         clerk_webhook_secret=webhook_secret,
-        clerk_secret_key=inlet.get("clerkSecretKey") or None,
+        clerk_secret_key=clerk_secret_key,
         source_kek=kek,
         clerk_issuer=issuer,
         clerk_jwks_url=inlet.get("clerkJwksUrl") or None,
@@ -137,16 +215,94 @@ def load() -> StackConfig:
         clerk_api_url=inlet.get("clerkApiUrl") or DEFAULT_CLERK_API_URL,
         cors_origins=inlet.get("corsOrigins") or None,
         ingest_public_url=inlet.get("ingestPublicUrl") or None,
-        firestore_database=inlet.get("firestoreDatabase") or "(default)",
-        firestore_location=inlet.get("firestoreLocation") or region,
+        database=_database(inlet, stack, region),
+        protection=_protection(inlet),
         tasks_audience=inlet.get("tasksAudience") or f"inlet-tasks-{project}-{stack}",
         alert_email=inlet.get("alertEmail") or None,
         queue=_queue_limits(inlet.get_object("queue") or {}),
+        reconcile_schedule=_reconcile_schedule(inlet, has_key=clerk_secret_key is not None),
         scaling={
             name: _scaling(name, inlet.get_object(name) or {}, default)
             for name, default in DEFAULT_SCALING.items()
         },
     )
+
+
+def _database(inlet: pulumi.Config, stack: str, region: str) -> Database:
+    """A database of Inlet's own per stack by default (``inlet-<suffix>``), or the one named."""
+    name = inlet.get("firestoreDatabase") or f"inlet-{stack_suffix(stack)}"
+    if name != "(default)" and not re.fullmatch(r"[a-z][a-z0-9-]{2,61}[a-z0-9]", name):
+        raise InfraConfigError(
+            "inlet:firestoreDatabase must be (default) or 4-63 lowercase letters, digits and "
+            "hyphens, starting with a letter"
+        )
+    existing = _bool(inlet, "firestoreExisting", False)
+    manage = _bool(inlet, "firestoreManageExisting", False)
+    if manage and not existing:
+        raise InfraConfigError(
+            "inlet:firestoreManageExisting applies only with inlet:firestoreExisting true"
+        )
+    return Database(
+        name=name,
+        location=inlet.get("firestoreLocation") or region,
+        existing=existing,
+        manage_existing=manage,
+    )
+
+
+def _reconcile_schedule(inlet: pulumi.Config, *, has_key: bool) -> str | None:
+    """Daily by default; ``off`` turns the job off. Reconciling reads Clerk's Backend API, so
+    without ``inlet:clerkSecretKey`` there is no job (it would fail every day), and a schedule
+    set without the key is refused rather than ignored."""
+    raw = (inlet.get("reconcileSchedule") or "").strip()
+    if raw.lower() == RECONCILE_OFF:
+        return None
+    if not raw:
+        return DEFAULT_RECONCILE_SCHEDULE if has_key else None
+    if not has_key:
+        raise InfraConfigError(
+            "inlet:reconcileSchedule needs inlet:clerkSecretKey (the reconciliation reads "
+            "Clerk's Backend API): pulumi config set --secret inlet:clerkSecretKey <sk_...>, "
+            f"or set inlet:reconcileSchedule {RECONCILE_OFF}"
+        )
+    if len(raw.split()) != 5:
+        raise InfraConfigError(
+            "inlet:reconcileSchedule must be a cron schedule of five fields (UTC), e.g. "
+            f"'{DEFAULT_RECONCILE_SCHEDULE}', or {RECONCILE_OFF}"
+        )
+    return raw
+
+
+def _protection(inlet: pulumi.Config) -> DataProtection:
+    daily = _retention(inlet, "backupRetentionDays", DEFAULT_BACKUP_RETENTION_DAYS)
+    weekly = _retention(inlet, "weeklyBackupRetentionDays", None)
+    return DataProtection(
+        point_in_time_recovery=_bool(inlet, "pointInTimeRecovery", True),
+        delete_protection=_bool(inlet, "deleteProtection", True),
+        daily_backup_retention_days=daily if daily is not None else DEFAULT_BACKUP_RETENTION_DAYS,
+        weekly_backup_retention_days=weekly,
+    )
+
+
+def _retention(inlet: pulumi.Config, key: str, default: int | None) -> int | None:
+    raw = (inlet.get(key) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= BACKUP_RETENTION_MAX_DAYS:
+        raise InfraConfigError(
+            f"inlet:{key} must be a number of days from 1 to {BACKUP_RETENTION_MAX_DAYS} "
+            "(Firestore keeps a scheduled backup for at most 14 weeks)"
+        )
+    return int(raw)
+
+
+def _bool(inlet: pulumi.Config, key: str, default: bool) -> bool:
+    raw = (inlet.get(key) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise InfraConfigError(f"inlet:{key} must be true or false")
+    return raw == "true"
 
 
 def _is_webhook_secret(secret: str) -> bool:

@@ -1,6 +1,6 @@
 """The three services as Cloud Run functions, built by Google from the source zip.
 
-Why this path (README "Deploy"): ``gcp.cloudfunctionsv2.Function`` builds the zip with Google's
+Why this path (docs/deploy.md): ``gcp.cloudfunctionsv2.Function`` builds the zip with Google's
 Python buildpack inside Cloud Build and deploys the result as a Cloud Run service, so a deploy
 needs no Docker daemon and no command besides ``pulumi up``. Each function *is* a Cloud Run
 service; its invoker binding goes on that service (``service_config.service``).
@@ -16,6 +16,7 @@ import pulumi_gcp as gcp
 from infra.config import CLERK_SYNC, INGEST, QUERY, SERVICES, Service, StackConfig
 from infra.iam import Identities
 from infra.refresh_queue import RefreshQueue
+from infra.scheduled_jobs import reconcile_budget_s
 from infra.secret_store import Secrets, StoredSecret
 
 RUNTIME = "python311"  # requirements.lock is resolved for Python 3.11
@@ -27,8 +28,8 @@ class Deployed:
     url: pulumi.Output[str]  # the Cloud Run service's own URL
 
 
-def function_name(service: Service) -> str:
-    return f"inlet-{service.name}"
+def function_name(service: Service, cfg: StackConfig) -> str:
+    return cfg.service_name(service)
 
 
 def deterministic_url(
@@ -41,7 +42,7 @@ def deterministic_url(
     """
     return pulumi.Output.concat(
         "https://",
-        function_name(service),
+        function_name(service, cfg),
         "-",
         pulumi.Output.from_input(project_number).apply(str),
         ".",
@@ -57,7 +58,7 @@ def environments(
     refresh_url: pulumi.Input[str],
 ) -> dict[str, dict[str, pulumi.Input[str]]]:
     """Each service's plain environment (README "Configuration"): exactly what its settings read."""
-    firestore = {"GOOGLE_CLOUD_PROJECT": cfg.project, "FIRESTORE_DATABASE": cfg.firestore_database}
+    firestore = {"GOOGLE_CLOUD_PROJECT": cfg.project, "FIRESTORE_DATABASE": cfg.database.name}
     clerk_auth = {
         "CLERK_ISSUER": cfg.clerk_issuer,
         "CLERK_AUTHORIZED_PARTIES": cfg.clerk_authorized_parties,
@@ -72,8 +73,14 @@ def environments(
     cors = {"CORS_ORIGINS": cfg.cors_origins} if cfg.cors_origins else {}
     return {
         # clerk-sync schedules a `delete` refresh for the sources of a user or organization
-        # deleted in Clerk, so their blocks report `source-deleted`.
-        CLERK_SYNC.key: {**firestore, **tasks},
+        # deleted in Clerk, so their blocks report `source-deleted`; the tasks settings also
+        # say whose OIDC tokens POST /tasks/reconcile accepts (Google's issuer by default).
+        CLERK_SYNC.key: {
+            **firestore,
+            **tasks,
+            "CLERK_API_URL": cfg.clerk_api_url,
+            "RECONCILE_BUDGET_S": str(reconcile_budget_s(cfg)),
+        },
         INGEST.key: {
             **firestore,
             **clerk_auth,
@@ -86,11 +93,13 @@ def environments(
 
 
 def secret_references(secrets: Secrets) -> dict[str, list[StoredSecret]]:
-    """Which secrets each service reads: only those its settings need."""
+    """Which secrets each service reads: only those its settings need. The Clerk Backend API
+    key is optional: clerk-sync reconciles with it, query falls back to Clerk with it."""
+    clerk_api = [s for s in (secrets.clerk_secret_key,) if s is not None]
     return {
-        CLERK_SYNC.key: [secrets.clerk_webhook_secret],
+        CLERK_SYNC.key: [secrets.clerk_webhook_secret, *clerk_api],
         INGEST.key: [secrets.source_kek],
-        QUERY.key: [s for s in (secrets.clerk_secret_key,) if s is not None],
+        QUERY.key: clerk_api,
     }
 
 
@@ -116,7 +125,7 @@ def deploy(
             service.key,
             project=cfg.project,
             location=cfg.region,
-            name=function_name(service),
+            name=function_name(service, cfg),
             description=f"Inlet {service.name}",
             build_config={
                 "runtime": RUNTIME,

@@ -1,10 +1,11 @@
 """Identities and the least privilege each one needs, on the narrowest resource that grants it.
 
-No editor or owner anywhere. Two grants are project-wide because Google offers nothing
-narrower: Firestore's ``roles/datastore.user`` for the three services (README "Deploy") and
-``roles/logging.logWriter`` for the build account (a build writes its log to the project). A
-third is project-level only in form: a condition limits it to the one bucket Cloud Run
-functions create for the build's source.
+No editor or owner anywhere. One grant is project-wide because Google offers nothing
+narrower: ``roles/logging.logWriter`` for the build account (a build writes its log to the
+project). Two more are project-level only in form, each narrowed by an IAM condition:
+Firestore's ``roles/datastore.user`` to the stack's one database (Firestore grants roles only
+on the project, and honours a condition on the database's resource name), and the build's
+read of the one bucket Cloud Run functions create for its source (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.config import CLERK_SYNC, INGEST, QUERY, SERVICES, StackConfig
+from infra.data import Firestore
 from infra.refresh_queue import RefreshQueue
 from infra.secret_store import Secrets, StoredSecret
 
@@ -22,30 +24,34 @@ from infra.secret_store import Secrets, StoredSecret
 @dataclass(frozen=True)
 class Identities:
     services: dict[str, gcp.serviceaccount.Account]  # by Service.key
-    tasks: gcp.serviceaccount.Account  # the OIDC identity of refresh tasks and the sweep
+    tasks: gcp.serviceaccount.Account  # the OIDC identity of refresh tasks and both jobs
     build: gcp.serviceaccount.Account  # Cloud Build runs the functions' builds as this
 
 
 def accounts(cfg: StackConfig, opts: pulumi.ResourceOptions) -> Identities:
-    def account(account_id: str, display: str) -> gcp.serviceaccount.Account:
+    def account(stem: str, display: str) -> gcp.serviceaccount.Account:
         return gcp.serviceaccount.Account(
-            account_id,
+            stem,
             project=cfg.project,
-            account_id=account_id,
+            account_id=cfg.named(stem),  # 6-30 characters: config.SUFFIX_MAX keeps it so
             display_name=display,
             opts=opts,
         )
 
     return Identities(
-        services={s.key: account(f"inlet-{s.name}", f"Inlet {s.name} service") for s in SERVICES},
-        tasks=account("inlet-tasks", "Inlet refresh tasks and sweep (OIDC identity)"),
-        build=account("inlet-build", "Inlet function builds"),
+        services={
+            s.key: account(f"inlet-{s.name}", f"Inlet {s.name} service ({cfg.stack})")
+            for s in SERVICES
+        },
+        tasks=account("inlet-tasks", f"Inlet tasks and scheduled jobs, OIDC ({cfg.stack})"),
+        build=account("inlet-build", f"Inlet function builds ({cfg.stack})"),
     )
 
 
 def grant(
     cfg: StackConfig,
     ids: Identities,
+    firestore: Firestore,
     secrets: Secrets,
     queue: RefreshQueue,
     source_bucket: gcp.storage.Bucket,
@@ -62,6 +68,11 @@ def grant(
                 project=cfg.project,
                 role="roles/datastore.user",
                 member=ids.services[service.key].member,
+                condition={
+                    "title": "inlet-database",
+                    "description": "Only the stack's Firestore database",
+                    "expression": f'resource.name == "{firestore.resource_name}"',
+                },
                 opts=opts,
             )
         )
@@ -81,6 +92,7 @@ def grant(
         )
 
     read_secret(secrets.clerk_webhook_secret, CLERK_SYNC.key)
+    read_secret(secrets.clerk_secret_key, CLERK_SYNC.key)  # the reconciliation reads Clerk
     read_secret(secrets.source_kek, INGEST.key)
     read_secret(secrets.clerk_secret_key, QUERY.key)
 

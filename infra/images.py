@@ -17,7 +17,7 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> gcp.artifactreg
         "images",
         project=cfg.project,
         location=cfg.region,
-        repository_id="inlet-functions",
+        repository_id=cfg.named("inlet-functions"),
         format="DOCKER",
         description="Inlet: images built from the functions' source",
         # Every deploy pushes three images; keep the recent ones for rollbacks, not all.

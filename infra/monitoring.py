@@ -10,8 +10,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.config import StackConfig
+from infra import waits
+from infra.config import SERVICES, StackConfig
 
+# Metric names are project-unique: each stack's carry its suffix (requests_metric(cfg)).
 REQUESTS_METRIC = "inlet_requests"
 REFUSALS_METRIC = "inlet_refusals"
 # Only the three services' request lines: other lines (warnings, stack traces) have no route.
@@ -28,13 +30,27 @@ def _label(key: str, description: str) -> dict[str, str]:
     return {"key": key, "value_type": "STRING", "description": description}
 
 
+def this_stack(cfg: StackConfig, lines: str) -> str:
+    """``lines`` from this stack's services only: another stack in the project logs the same."""
+    names = " OR ".join(f'"{cfg.service_name(s)}"' for s in SERVICES)
+    return f"{lines} AND resource.labels.service_name=({names})"
+
+
+def requests_metric(cfg: StackConfig) -> str:
+    return f"{REQUESTS_METRIC}_{cfg.suffix}"
+
+
+def refusals_metric(cfg: StackConfig) -> str:
+    return f"{REFUSALS_METRIC}_{cfg.suffix}"
+
+
 def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
     requests = gcp.logging.Metric(
         "requests-metric",
         project=cfg.project,
-        name=REQUESTS_METRIC,
+        name=requests_metric(cfg),
         description="Inlet requests by service, route and status",
-        filter=REQUEST_LINES,
+        filter=this_stack(cfg, REQUEST_LINES),
         metric_descriptor={
             "metric_kind": "DELTA",
             "value_type": "INT64",
@@ -56,9 +72,9 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> gcp.monitoring.
     gcp.logging.Metric(
         "refusals-metric",
         project=cfg.project,
-        name=REFUSALS_METRIC,
+        name=refusals_metric(cfg),
         description="Inlet refusals (4xx) by service and reason",
-        filter=REFUSAL_LINES,
+        filter=this_stack(cfg, REFUSAL_LINES),
         metric_descriptor={
             "metric_kind": "DELTA",
             "value_type": "INT64",
@@ -76,19 +92,21 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> gcp.monitoring.
         opts=opts,
     )
 
+    visible = waits.after("requests-metric-visible", waits.METRIC_PROPAGATION, [requests], opts)
+
     channels = []
     if cfg.alert_email:
         channels.append(
             gcp.monitoring.NotificationChannel(
                 "alert-email",
                 project=cfg.project,
-                display_name="Inlet alerts",
+                display_name=f"Inlet alerts ({cfg.stack})",
                 type="email",
                 labels={"email_address": cfg.alert_email},
                 opts=opts,
             ).id
         )
-    metric_type = f'metric.type="logging.googleapis.com/user/{REQUESTS_METRIC}"'
+    metric_type = f'metric.type="logging.googleapis.com/user/{requests_metric(cfg)}"'
     per_service = {
         "alignment_period": "300s",
         "per_series_aligner": "ALIGN_DELTA",
@@ -98,7 +116,7 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> gcp.monitoring.
     return gcp.monitoring.AlertPolicy(
         "server-errors-alert",
         project=cfg.project,
-        display_name="Inlet: 5xx rate above 5%",
+        display_name=f"Inlet ({cfg.stack}): 5xx rate above 5%",
         combiner="OR",
         severity="ERROR",
         conditions=[
@@ -129,5 +147,7 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> gcp.monitoring.
             ),
         },
         notification_channels=channels,
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[requests])),
+        # Monitoring refuses an alert on a metric it does not see yet, and a new one takes
+        # minutes to appear: the alert waits for that, not only for the metric's create.
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[visible])),
     )

@@ -13,8 +13,10 @@ from infra import (
     images,
     monitoring,
     refresh_queue,
+    scheduled_jobs,
     secret_store,
     source,
+    waits,
 )
 from infra.config import CLERK_SYNC, INGEST, QUERY
 
@@ -24,20 +26,23 @@ def run() -> dict[str, pulumi.Input[str]]:
     # Every resource waits for the APIs it might need: a fresh project has none of them on.
     after_apis = pulumi.ResourceOptions(depends_on=apis.enable(cfg))
 
-    data.provision(cfg, after_apis)
+    firestore = data.provision(cfg, after_apis)
     secrets = secret_store.provision(cfg, after_apis)
     queue = refresh_queue.provision(cfg, after_apis)
     ids = iam.accounts(cfg, after_apis)
     bucket, source_object = source.provision(cfg, after_apis)
     repository = images.provision(cfg, after_apis)
-    grants = iam.grant(cfg, ids, secrets, queue, bucket, repository, after_apis)
-    after_grants = pulumi.ResourceOptions.merge(
-        after_apis, pulumi.ResourceOptions(depends_on=grants)
+    grants = iam.grant(cfg, ids, firestore, secrets, queue, bucket, repository, after_apis)
+    # Builds and deploys check the grants they need at once, and a new grant takes minutes to
+    # be honoured everywhere: they wait for that, and for the database, its field policies and
+    # its indexes (which build asynchronously) so the first request and sweep find them.
+    granted = waits.after("grants-propagated", waits.GRANT_PROPAGATION, grants, after_apis)
+    ready = pulumi.ResourceOptions.merge(
+        after_apis, pulumi.ResourceOptions(depends_on=[*grants, granted, *firestore.ready])
     )
-    deployed = functions.deploy(
-        cfg, ids, secrets, queue, bucket, source_object, repository, after_grants
-    )
-    refresh_queue.schedule_sweep(cfg, deployed[INGEST.key].url, ids.tasks, after_apis)
+    deployed = functions.deploy(cfg, ids, secrets, queue, bucket, source_object, repository, ready)
+    scheduled_jobs.sweep(cfg, deployed[INGEST.key].url, ids.tasks, ready)
+    scheduled_jobs.reconcile(cfg, deployed[CLERK_SYNC.key].url, ids.tasks, ready)
     monitoring.provision(cfg, after_apis)
 
     ingest_url = deployed[INGEST.key].url
@@ -48,4 +53,5 @@ def run() -> dict[str, pulumi.Input[str]]:
         "queryUrl": deployed[QUERY.key].url,
         "queueName": queue.path,
         "tasksAudience": cfg.tasks_audience,
+        "firestoreDatabase": firestore.name,
     }

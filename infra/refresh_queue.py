@@ -1,4 +1,4 @@
-"""The Cloud Tasks queue that carries refresh work to ``query``, and the per-minute sweep.
+"""The Cloud Tasks queue that carries refresh work to ``query`` (its sweep: scheduled_jobs.py).
 
 Named ``refresh_queue`` rather than ``queue`` so it never shadows the standard library's module.
 """
@@ -14,7 +14,6 @@ import pulumi_random as random
 from infra.config import StackConfig
 
 QUEUE_PREFIX = "inlet-refresh"
-SWEEP_SCHEDULE = "* * * * *"  # every minute (README "ingest": the sweep)
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> RefreshQueue:
         "refresh-queue",
         project=cfg.project,
         location=cfg.region,
-        name=suffix.hex.apply(lambda hex_: f"{QUEUE_PREFIX}-{hex_}"),
+        name=suffix.hex.apply(lambda hex_: f"{cfg.named(QUEUE_PREFIX)}-{hex_}"),
         rate_limits={
             "max_dispatches_per_second": limits.max_dispatches_per_second,
             "max_concurrent_dispatches": limits.max_concurrent_dispatches,
@@ -51,34 +50,3 @@ def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> RefreshQueue:
         "projects/", cfg.project, "/locations/", cfg.region, "/queues/", queue.name
     )
     return RefreshQueue(queue=queue, name=queue.name, path=path)
-
-
-def schedule_sweep(
-    cfg: StackConfig,
-    ingest_url: pulumi.Input[str],
-    tasks_identity: gcp.serviceaccount.Account,
-    opts: pulumi.ResourceOptions,
-) -> gcp.cloudscheduler.Job:
-    """``POST /tasks/sweep`` on ingest every minute, carrying an OIDC token of the tasks
-    identity for the fixed audience that ingest checks (its IAM is public; its app is not)."""
-    return gcp.cloudscheduler.Job(
-        "sweep",
-        project=cfg.project,
-        region=cfg.region,
-        name="inlet-sweep",
-        description="Inlet: enqueue pending refreshes, trim retention, purge deleted sources",
-        schedule=SWEEP_SCHEDULE,
-        time_zone="Etc/UTC",
-        attempt_deadline="60s",
-        # The next minute's run is the retry; retrying inside a minute would only overlap it.
-        retry_config={"retry_count": 0},
-        http_target={
-            "uri": pulumi.Output.concat(ingest_url, "/tasks/sweep"),
-            "http_method": "POST",
-            "oidc_token": {
-                "service_account_email": tasks_identity.email,
-                "audience": cfg.tasks_audience,
-            },
-        },
-        opts=opts,
-    )

@@ -28,20 +28,22 @@ class StoredSecret:
 class Secrets:
     clerk_webhook_secret: StoredSecret
     source_kek: StoredSecret
-    clerk_secret_key: StoredSecret | None  # optional: query then reads no Backend API
+    # Optional: without it clerk-sync does not reconcile and query reads no Backend API.
+    clerk_secret_key: StoredSecret | None
 
 
 def provision(cfg: StackConfig, opts: pulumi.ResourceOptions) -> Secrets:
-    def stored(name: str, env: str, value: str) -> StoredSecret:
+    def stored(stem: str, env: str, value: str) -> StoredSecret:
+        name = cfg.named(stem)  # secret ids are project-unique
         secret = gcp.secretmanager.Secret(
-            name,
+            stem,
             project=cfg.project,
             secret_id=name,
             replication={"auto": {}},
             opts=opts,
         )
         version = gcp.secretmanager.SecretVersion(
-            f"{name}-version",
+            f"{stem}-version",
             secret=secret.id,
             secret_data=pulumi.Output.secret(value),
             # A rotated value creates the new version first and destroys the old one only

@@ -1,10 +1,11 @@
 """The source the three functions are built from: one zip, named after a hash of its content.
 
-What goes in (README "Deploy"'s traps): only the ``services`` package, a root ``main.py`` that
-exposes the three targets lazily (``infra/entry.py``), and a ``requirements.txt`` holding the
-runtime dependencies alone, pinned with hashes from ``requirements.lock``. The object's name
-carries the zip's SHA-256, so any change to what the services run uploads a new object and
-rolls new revisions, and nothing else (docs, tests, infra) does.
+What goes in (docs/deploy.md, "Which deploy path"): only the ``services`` package, a root
+``main.py`` that exposes the three targets lazily (``infra/entry.py``), and a
+``requirements.txt`` holding the runtime dependencies alone, pinned with hashes from
+``requirements.lock``. The object's name carries the zip's SHA-256, so any change to what the
+services run uploads a new object and rolls new revisions, and nothing else (docs, tests,
+infra) does.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def provision(
     bucket = gcp.storage.Bucket(
         "source-bucket",
         project=cfg.project,
-        name=f"{cfg.project}-inlet-source",
+        # Bucket names are global: the project id, then this stack's suffix.
+        name=f"{cfg.project}-inlet-source-{cfg.suffix}",
         location=cfg.region,
         uniform_bucket_level_access=True,
         public_access_prevention="enforced",

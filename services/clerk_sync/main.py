@@ -1,4 +1,5 @@
-"""clerk-sync: Clerk's webhook endpoint (functions-framework target ``clerk_sync``)."""
+"""clerk-sync: Clerk's webhook endpoint and the scheduled reconciliation (functions-framework
+target ``clerk_sync``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from dataclasses import dataclass
 
 from flask import Request, Response
 
-from services.clerk_sync import delivery, verify
-from services.common import outbox
+from services.clerk_sync import delivery, reconcile_task, verify
+from services.clerk_sync.reconcile_task import ReconcileSettings
+from services.common import auth, context, outbox, store
 from services.common.config import ConfigError, Env, FirestoreSettings, TaskSettings, load_or_exit
 from services.common.http import App, json_response, read_body, route
 
@@ -23,6 +25,9 @@ class Settings:
     # A user or organization deleted in Clerk deletes its sources; their blocks then need a
     # `delete` refresh (README "query"), which clerk-sync schedules like ingest does.
     tasks: TaskSettings
+    # The Backend API key (optional) and the run's budget for POST /tasks/reconcile, whose
+    # OIDC tokens are checked with `tasks` like the sweep's.
+    reconcile: ReconcileSettings
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
@@ -30,7 +35,12 @@ class Settings:
         secret = env.str("CLERK_WEBHOOK_SECRET")
         if not _is_webhook_secret(secret):
             raise ConfigError("CLERK_WEBHOOK_SECRET must be whsec_<base64>, as Clerk shows it")
-        return cls(FirestoreSettings.from_env(env), secret, TaskSettings.from_env(env))
+        return cls(
+            FirestoreSettings.from_env(env),
+            secret,
+            TaskSettings.from_env(env),
+            ReconcileSettings.from_env(env),
+        )
 
 
 def _is_webhook_secret(secret: str) -> bool:
@@ -59,9 +69,26 @@ def _refresh_deleted(source_ids: list[str]) -> None:
         outbox.schedule_refresh(settings.tasks, source_id, "delete")
 
 
+def run_reconcile(request: Request) -> Response:
+    auth.verify_task_token(request, settings.tasks)
+    report = reconcile_task.run(settings.reconcile, settings.firestore)
+    # The request's log line carries the counts (never a key or a personal field).
+    context.current().log_fields["reconcile"] = report
+    return json_response(200, report)
+
+
 app = App(
     "clerk-sync",
-    [route("POST", "/webhooks/clerk", receive)],
+    [
+        route("POST", "/webhooks/clerk", receive),
+        route(
+            "POST",
+            "/tasks/reconcile",
+            run_reconcile,
+            storage_budget_s=settings.reconcile.budget_s + reconcile_task.FINISHING_S,
+            rpc_deadline_s=store.TASK_RPC_DEADLINE_S,
+        ),
+    ],
     project=settings.firestore.project,
 )
 

@@ -82,3 +82,10 @@ class UpstreamUnavailable(InletError):
     def __init__(self, message: str, *, retry_after_s: int = 5, **kw) -> None:
         super().__init__(message, **kw)
         self.headers.setdefault("Retry-After", str(retry_after_s))
+
+
+class NotConfigured(InletError):
+    """The deployment lacks the configuration a route needs (RFC 9110 501: the server does not
+    support what the request asks); retrying does not help until an operator sets it."""
+
+    status, code = 501, "not_configured"

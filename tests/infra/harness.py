@@ -19,6 +19,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "inlet-test-project"
+STACK = "test"
 PROJECT_NUMBER = 123456789012
 REGION = "europe-west1"
 WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NQ=="  # noqa: S105 (test value)
@@ -49,6 +50,9 @@ class Declared:
     name: str
     inputs: dict[str, Any]
     depends_on: frozenset[str] = frozenset()  # "type::name" of each explicit dependency
+    # "create"; "read" (``Resource.get``: looked up, never created or changed); "import"
+    # (adopted: the ``import_`` option, never created)
+    mode: str = "create"
 
 
 @dataclass
@@ -72,11 +76,15 @@ class GoogleLikeMocks(pulumi.runtime.Mocks):
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
         self.dependencies: dict[tuple[str, str], frozenset[str]] = {}
+        self.reads: set[tuple[str, str]] = set()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
         depends_on = self.dependencies.pop((args.typ, args.name), frozenset())
-        self.deployment.resources.append(Declared(args.typ, args.name, inputs, depends_on))
+        mode = "create"
+        if args.resource_id:
+            mode = "read" if (args.typ, args.name) in self.reads else "import"
+        self.deployment.resources.append(Declared(args.typ, args.name, inputs, depends_on, mode))
         outputs = {**inputs, **_computed(args.typ, inputs)}
         return [outputs.get("id", f"{args.name}-id"), outputs]
 
@@ -136,16 +144,22 @@ class DependencyRecordingMonitor(MockMonitor):
         self._recording.dependencies[(request.type, request.name)] = names
         return super().RegisterResource(request)
 
+    def ReadResource(self, request):  # a ``Resource.get``: recorded as read, not created
+        self._recording.reads.add((request.type, request.name))
+        return super().ReadResource(request)
 
-def deploy(config: dict[str, str] | None = None, *, root: Path = ROOT) -> Deployment:
-    """Runs ``infra/__main__.py`` as ``pulumi up`` would, against the mocks."""
+
+def deploy(
+    config: dict[str, str] | None = None, *, root: Path = ROOT, stack: str = STACK
+) -> Deployment:
+    """Runs ``infra/__main__.py`` as ``pulumi up`` would for ``stack``, against the mocks."""
     values = dict(BASE_CONFIG if config is None else config)
     deployment = Deployment()
     mocks = GoogleLikeMocks(deployment)
     pulumi.runtime.set_mocks(
         mocks,
         project="inlet",
-        stack="test",
+        stack=stack,
         preview=False,
         monitor=DependencyRecordingMonitor(mocks),
     )

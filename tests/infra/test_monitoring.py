@@ -56,7 +56,11 @@ def extract(line: dict, extractor: str):
 @pytest.fixture(scope="module")
 def metrics() -> dict[str, dict]:
     deployment = harness.deploy()
-    return {r.inputs["name"]: r.inputs for r in deployment.of_type(METRIC)}
+    # By their stem: each stack's metric names end with its suffix.
+    return {
+        r.inputs["name"].removesuffix(f"_{harness.STACK}"): r.inputs
+        for r in deployment.of_type(METRIC)
+    }
 
 
 def test_requests_are_counted_by_service_route_template_and_status(metrics, capsys):

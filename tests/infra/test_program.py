@@ -1,4 +1,4 @@
-"""What ``pulumi up`` declares, checked under Pulumi's mocks (README "Deploy")."""
+"""What ``pulumi up`` declares, checked under Pulumi's mocks (docs/deploy.md)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pytest
 
 from infra import config as infra_config
 from infra import source
+from services.clerk_sync.reconcile_task import ReconcileSettings
 from services.common import indexes
 from services.common.config import ClerkAuthSettings, Env, FirestoreSettings, TaskSettings
 from tests.infra import harness
-from tests.infra.harness import PROJECT, PROJECT_NUMBER, REGION
+from tests.infra.harness import PROJECT, PROJECT_NUMBER, REGION, STACK
 
 FUNCTION = "gcp:cloudfunctionsv2/function:Function"
 ACCOUNT = "gcp:serviceaccount/account:Account"
@@ -26,8 +27,13 @@ def deployment() -> harness.Deployment:
     return harness.deploy()
 
 
-def email(account_id: str) -> str:
-    return f"{account_id}@{PROJECT}.iam.gserviceaccount.com"
+def named(stem: str) -> str:
+    """A project-unique name as the test stack's program gives it."""
+    return f"{stem}-{STACK}"
+
+
+def email(stem: str) -> str:
+    return f"{named(stem)}@{PROJECT}.iam.gserviceaccount.com"
 
 
 def function(deployment: harness.Deployment, key: str) -> dict:
@@ -51,7 +57,7 @@ def roles(deployment: harness.Deployment) -> list[harness.Declared]:
 
 
 def test_outputs_give_the_urls_a_user_needs_next(deployment):
-    run_app = "https://inlet-{}-x7k2q9-ew.a.run.app"  # what the mocks answer as service URIs
+    run_app = "https://inlet-{}-test-x7k2q9-ew.a.run.app"  # what the mocks answer as URIs
     assert deployment.exports["clerkWebhookUrl"] == run_app.format("clerk-sync") + "/webhooks/clerk"
     assert deployment.exports["inboundUrlTemplate"] == (
         run_app.format("ingest") + "/webhooks/inbound/{sourceId}"
@@ -59,7 +65,7 @@ def test_outputs_give_the_urls_a_user_needs_next(deployment):
     assert deployment.exports["ingestApiUrl"] == run_app.format("ingest")
     assert deployment.exports["queryUrl"] == run_app.format("query")
     assert deployment.exports["queueName"] == (
-        f"projects/{PROJECT}/locations/{REGION}/queues/inlet-refresh-a1b2c3"
+        f"projects/{PROJECT}/locations/{REGION}/queues/inlet-refresh-test-a1b2c3"
     )
 
 
@@ -67,7 +73,8 @@ def test_outputs_give_the_urls_a_user_needs_next(deployment):
 
 
 def test_each_secret_reaches_only_the_service_that_reads_it(deployment):
-    assert set(secret_refs(deployment, "clerkSync")) == {"CLERK_WEBHOOK_SECRET"}
+    # clerk-sync reconciles with the Backend API key; query falls back to Clerk with it.
+    assert set(secret_refs(deployment, "clerkSync")) == {"CLERK_WEBHOOK_SECRET", "CLERK_SECRET_KEY"}
     assert set(secret_refs(deployment, "ingest")) == {"SOURCE_KEK"}
     assert set(secret_refs(deployment, "query")) == {"CLERK_SECRET_KEY"}
     accessors = {
@@ -75,9 +82,10 @@ def test_each_secret_reaches_only_the_service_that_reads_it(deployment):
         for r in deployment.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
     }
     assert accessors == {
-        ("inlet-clerk-webhook-secret", f"serviceAccount:{email('inlet-clerk-sync')}"),
-        ("inlet-source-kek", f"serviceAccount:{email('inlet-ingest')}"),
-        ("inlet-clerk-secret-key", f"serviceAccount:{email('inlet-query')}"),
+        (named("inlet-clerk-webhook-secret"), f"serviceAccount:{email('inlet-clerk-sync')}"),
+        (named("inlet-clerk-secret-key"), f"serviceAccount:{email('inlet-clerk-sync')}"),
+        (named("inlet-source-kek"), f"serviceAccount:{email('inlet-ingest')}"),
+        (named("inlet-clerk-secret-key"), f"serviceAccount:{email('inlet-query')}"),
     }
     assert all(
         r.inputs["role"] == "roles/secretmanager.secretAccessor"
@@ -86,13 +94,14 @@ def test_each_secret_reaches_only_the_service_that_reads_it(deployment):
 
 
 def test_secrets_are_referenced_by_numeric_version_never_by_value(deployment):
-    for key, expected in (
-        ("clerkSync", "inlet-clerk-webhook-secret"),
-        ("ingest", "inlet-source-kek"),
-        ("query", "inlet-clerk-secret-key"),
+    for key, variable, expected in (
+        ("clerkSync", "CLERK_WEBHOOK_SECRET", "inlet-clerk-webhook-secret"),
+        ("clerkSync", "CLERK_SECRET_KEY", "inlet-clerk-secret-key"),
+        ("ingest", "SOURCE_KEK", "inlet-source-kek"),
+        ("query", "CLERK_SECRET_KEY", "inlet-clerk-secret-key"),
     ):
-        (ref,) = secret_refs(deployment, key).values()
-        assert ref["secret"] == expected
+        ref = secret_refs(deployment, key)[variable]
+        assert ref["secret"] == named(expected)
         assert ref["version"].isdigit()  # a number, so a new value rolls a new revision
         assert ref["projectId"] == PROJECT
     # No secret value appears anywhere but in its own version, where it is marked secret.
@@ -105,14 +114,15 @@ def test_secrets_are_referenced_by_numeric_version_never_by_value(deployment):
     assert all(SECRET_SIG in data for data in stored.values())
 
 
-def test_without_a_clerk_secret_key_query_gets_no_secret():
+def test_without_a_clerk_secret_key_no_service_gets_one():
     config = {k: v for k, v in harness.BASE_CONFIG.items() if k != "inlet:clerkSecretKey"}
     deployment = harness.deploy(config)
     assert secret_refs(deployment, "query") == {}
+    assert set(secret_refs(deployment, "clerkSync")) == {"CLERK_WEBHOOK_SECRET"}
     secrets = deployment.of_type("gcp:secretmanager/secret:Secret")
     assert {r.inputs["secretId"] for r in secrets} == {
-        "inlet-clerk-webhook-secret",
-        "inlet-source-kek",
+        named("inlet-clerk-webhook-secret"),
+        named("inlet-source-kek"),
     }
     assert harness.CLERK_SECRET_KEY not in deployment.dump()
 
@@ -131,22 +141,31 @@ def test_project_wide_roles_are_only_those_with_nothing_narrower(deployment):
         (r.inputs["role"], r.inputs["member"]) for r in bindings if "condition" not in r.inputs
     }
     assert project_wide == {
-        ("roles/datastore.user", f"serviceAccount:{email('inlet-clerk-sync')}"),
-        ("roles/datastore.user", f"serviceAccount:{email('inlet-ingest')}"),
-        ("roles/datastore.user", f"serviceAccount:{email('inlet-query')}"),
         ("roles/logging.logWriter", f"serviceAccount:{email('inlet-build')}"),
     }
-    # The one conditional binding: the build reads the bucket Cloud Run functions copy the
-    # source into, which exists only after the first deploy, and nothing else.
-    (conditional,) = [r.inputs for r in bindings if "condition" in r.inputs]
-    assert (conditional["role"], conditional["member"]) == (
-        "roles/storage.objectViewer",
-        f"serviceAccount:{email('inlet-build')}",
-    )
+    # The build reads the bucket Cloud Run functions copy the source into, which exists only
+    # after the first deploy, and nothing else.
+    (conditional,) = [
+        r.inputs
+        for r in bindings
+        if "condition" in r.inputs and r.inputs["role"] == "roles/storage.objectViewer"
+    ]
+    assert conditional["member"] == f"serviceAccount:{email('inlet-build')}"
     bucket = f"projects/_/buckets/gcf-v2-sources-{PROJECT_NUMBER}-{REGION}"
     assert conditional["condition"]["expression"] == (
         f'resource.name.startsWith("{bucket}/") || resource.name == "{bucket}"'
     )
+
+
+def test_datastore_user_is_conditioned_on_the_stacks_database(deployment):
+    bindings = deployment.of_type("gcp:projects/iAMMember:IAMMember")
+    datastore = [r.inputs for r in bindings if r.inputs["role"] == "roles/datastore.user"]
+    assert {r["member"] for r in datastore} == {
+        f"serviceAccount:{email(a)}" for a in ("inlet-clerk-sync", "inlet-ingest", "inlet-query")
+    }
+    database = f"projects/{PROJECT}/databases/{named('inlet')}"
+    for binding in datastore:
+        assert binding["condition"]["expression"] == f'resource.name == "{database}"'
 
 
 def test_enqueuers_are_the_three_services_on_the_queue_and_as_the_tasks_identity(deployment):
@@ -178,7 +197,7 @@ def test_the_build_account_reads_only_the_source_bucket_and_writes_only_its_repo
         "member": build,
     }
     (writes,) = deployment.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
-    assert writes.inputs["repository"] == "inlet-functions"
+    assert writes.inputs["repository"] == named("inlet-functions")
     assert (writes.inputs["role"], writes.inputs["member"]) == (
         "roles/artifactregistry.writer",
         build,
@@ -191,7 +210,7 @@ def test_every_service_is_publicly_invokable_on_its_own_cloud_run_service(deploy
     invokers = deployment.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
     assert {(r.inputs["name"], r.inputs["role"], r.inputs["member"]) for r in invokers} == {
         (
-            f"projects/{PROJECT}/locations/{REGION}/services/inlet-{name}",
+            f"projects/{PROJECT}/locations/{REGION}/services/{named(f'inlet-{name}')}",
             "roles/run.invoker",
             "allUsers",
         )
@@ -204,11 +223,8 @@ def test_every_service_is_publicly_invokable_on_its_own_cloud_run_service(deploy
 
 def test_one_account_per_service_plus_tasks_and_build(deployment):
     assert {r.inputs["accountId"] for r in deployment.of_type(ACCOUNT)} == {
-        "inlet-clerk-sync",
-        "inlet-ingest",
-        "inlet-query",
-        "inlet-tasks",
-        "inlet-build",
+        named(a)
+        for a in ("inlet-clerk-sync", "inlet-ingest", "inlet-query", "inlet-tasks", "inlet-build")
     }
 
 
@@ -221,28 +237,35 @@ def test_each_function_runs_its_target_as_its_account_built_by_the_build_account
 ):
     declared = function(deployment, key)
     name = target.replace("_", "-")
-    assert declared["name"] == f"inlet-{name}"
+    assert declared["name"] == named(f"inlet-{name}")
     assert declared["location"] == REGION
     build = declared["buildConfig"]
     assert build["entryPoint"] == target
     assert build["runtime"] == "python311"
     assert build["serviceAccount"] == f"projects/{PROJECT}/serviceAccounts/{email('inlet-build')}"
-    assert build["dockerRepository"].endswith("/repositories/inlet-functions")
+    assert build["dockerRepository"].endswith(f"/repositories/{named('inlet-functions')}")
     storage = build["source"]["storageSource"]
-    assert storage["bucket"] == f"{PROJECT}-inlet-source"
+    assert storage["bucket"] == f"{PROJECT}-inlet-source-{STACK}"
     assert storage["object"] == source.bundle().object_name
     assert declared["serviceConfig"]["serviceAccountEmail"] == email(f"inlet-{name}")
 
 
 def test_each_function_gets_exactly_the_environment_its_settings_read(deployment):
-    base = {"GOOGLE_CLOUD_PROJECT": PROJECT, "FIRESTORE_DATABASE": "(default)"}
+    base = {"GOOGLE_CLOUD_PROJECT": PROJECT, "FIRESTORE_DATABASE": named("inlet")}
+    query = named("inlet-query")
     tasks = {
         "TASKS_QUEUE": deployment.exports["queueName"],
-        "REFRESH_URL": f"https://inlet-query-{PROJECT_NUMBER}.{REGION}.run.app/tasks/refresh",
+        "REFRESH_URL": f"https://{query}-{PROJECT_NUMBER}.{REGION}.run.app/tasks/refresh",
         "TASKS_SERVICE_ACCOUNT": email("inlet-tasks"),
         "TASKS_AUDIENCE": f"inlet-tasks-{PROJECT}-test",
     }
-    assert env(deployment, "clerkSync") == {**base, **tasks}
+    assert env(deployment, "clerkSync") == {
+        **base,
+        **tasks,
+        "CLERK_API_URL": "https://api.clerk.com",
+        # Cloud Scheduler's 30-minute attempt, less the room the run keeps to finish and answer.
+        "RECONCILE_BUDGET_S": "1500",
+    }
     clerk = {
         "CLERK_ISSUER": "https://clerk.example.com",
         "CLERK_AUTHORIZED_PARTIES": "https://app.example.com",
@@ -256,7 +279,15 @@ def test_each_function_gets_exactly_the_environment_its_settings_read(deployment
         **cors,
         "CLERK_API_URL": "https://api.clerk.com",
     }
-    # The shared settings accept them as they are (the services' own start-up checks).
+    # The services' settings accept them as they are (their own start-up checks), and
+    # clerk-sync checks /tasks/reconcile's tokens with the same settings as the sweep's.
+    reconcile = ReconcileSettings.from_env(
+        Env({**env(deployment, "clerkSync"), "CLERK_SECRET_KEY": "sk_x"})
+    )
+    assert (reconcile.budget_s, reconcile.clerk.api_url) == (1500, "https://api.clerk.com")
+    assert TaskSettings.from_env(Env(env(deployment, "clerkSync"))) == TaskSettings.from_env(
+        Env(env(deployment, "ingest"))
+    )
     for key in ("ingest", "query"):
         values = Env(env(deployment, key))
         assert FirestoreSettings.from_env(values).project == PROJECT
@@ -278,7 +309,8 @@ def test_optional_settings_reach_the_services_that_read_them():
     deployment = harness.deploy(config)
     assert env(deployment, "ingest")["INGEST_PUBLIC_URL"] == "https://events.example.com"
     assert "INGEST_PUBLIC_URL" not in env(deployment, "query")
-    assert env(deployment, "query")["CLERK_API_URL"] == "https://clerk-api.example.com"
+    for key in ("clerkSync", "query"):
+        assert env(deployment, key)["CLERK_API_URL"] == "https://clerk-api.example.com"
     for key in ("ingest", "query"):
         assert env(deployment, key)["CLERK_JWKS_URL"] == "https://clerk.example.com/jwks"
         assert env(deployment, key)["TASKS_AUDIENCE"] == "inlet-refresh"
@@ -329,7 +361,8 @@ def test_scaling_comes_from_config():
 
 def test_queue_has_a_suffixed_name_and_explicit_limits(deployment):
     queue = deployment.one("gcp:cloudtasks/queue:Queue", "refresh-queue").inputs
-    assert queue["name"] == "inlet-refresh-a1b2c3"  # the random suffix kept in the stack
+    # The stack's suffix, then the random one kept in its state.
+    assert queue["name"] == "inlet-refresh-test-a1b2c3"
     assert queue["location"] == REGION
     limits = infra_config.QueueLimits()
     assert queue["rateLimits"] == {
@@ -391,7 +424,7 @@ def test_index_exemptions_equal_the_shared_list(deployment):
         if r.inputs.get("indexConfig") == {}  # no single-field index at all
     }
     assert exempt == {(e.collection_group, e.field) for e in indexes.INDEX_EXEMPTIONS}
-    assert all(r.inputs["database"] == "(default)" for r in fields)
+    assert all(r.inputs["database"] == named("inlet") for r in fields)
 
 
 def test_composite_indexes_equal_the_shared_list(deployment):

@@ -1,5 +1,5 @@
 """The functions' source: what the zip holds, what names it, and that its entry module serves
-each target in a fresh interpreter with only that service's environment (README "Deploy")."""
+each target in a fresh interpreter with only that service's environment (docs/deploy.md)."""
 
 from __future__ import annotations
 

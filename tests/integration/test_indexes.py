@@ -1,4 +1,4 @@
-"""The shared index/TTL list names fields the services really write (README "Deploy")."""
+"""The shared index/TTL list names fields the services really write (docs/deploy.md)."""
 
 from __future__ import annotations
 

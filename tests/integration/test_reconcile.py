@@ -167,3 +167,24 @@ def test_the_console_script_reconciles_and_prints_counts(synced, clerk_api, monk
     out = capsys.readouterr()
     assert "organizations: 2 seen, 0 updated, 1 tombstoned, 2 unchanged" in out.out
     assert API_KEY not in out.out + out.err
+
+
+def test_a_run_past_its_deadline_starts_no_new_page_and_says_where_it_stopped(
+    synced, clerk_api, db
+):
+    clerk_api.remove(USERS, "user_8")  # on a page the run never reaches
+
+    # The clock reads as the number of Clerk requests: the deadline passes with the first page.
+    report = run(synced, deadline=1, clock=lambda: len(clerk_api.seen()))
+
+    assert report.stopped_in == "users" and not report.complete
+    assert clerk_api.offsets(USERS) == [0]  # no second page requested
+    assert counts(report) == {"users": {"seen": 3, "unchanged": 3}}
+    assert not docs(db, "users")["user_8"]["deleted"]
+    assert report.as_json()["counts"]["memberships"] == {
+        "seen": 0,
+        "updated": 0,
+        "tombstoned": 0,
+        "unchanged": 0,
+    }
+    assert report.summary().endswith("stopped in users at the deadline; run it again")

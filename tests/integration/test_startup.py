@@ -29,3 +29,12 @@ def test_a_malformed_webhook_secret_stops_clerk_sync_at_start(stack, tmp_path):
     with pytest.raises(StackError) as failure:
         start_service("clerk-sync", free_port(), env, tmp_path)
     assert "CLERK_WEBHOOK_SECRET must be whsec_<base64>" in str(failure.value)
+
+
+def test_a_malformed_clerk_api_url_stops_clerk_sync_without_showing_the_key(stack, tmp_path):
+    key = "sk_test_startup_0123456789"
+    env = {**stack.service_env(), "CLERK_SECRET_KEY": key, "CLERK_API_URL": "api.clerk.com"}
+    with pytest.raises(StackError) as failure:
+        start_service("clerk-sync", free_port(), env, tmp_path)
+    assert "CLERK_API_URL must be an http(s) URL" in str(failure.value)
+    assert key not in str(failure.value)
