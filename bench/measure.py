@@ -117,6 +117,18 @@ GOALS = [
         "<= ceil(burst_s / 10) + 2",
         lambda s: s["followups"] <= math.ceil(s["burst_s"] / 10) + 2,
     ),
+    (
+        "rate_limit",
+        "accepted_ratio",
+        "<= 1.1, worst 10 s <= 110 % + 1 s",
+        lambda s: s["accepted_ratio"] <= 1.1 and s["worst_10s_accepted"] <= s["worst_10s_bound"],
+    ),
+    (
+        "rate_limit",
+        "limiter_writes_per_s",
+        "<= workers",
+        lambda s: s["limiter_writes_per_s"] <= s["workers"],
+    ),
     ("cold_start", "ratio", "<= 1.3", lambda s: s["ratio"] <= 1.3),
     ("clerk_sync", "ratio", ">= 0.8", lambda s: s["ratio"] >= 0.8),
     ("schema", "worst_inlet_ms", "<= 10", lambda s: s["worst_inlet_ms"] <= 10),

@@ -30,6 +30,7 @@ SECTIONS = (
     "refusals",
     "inspector",
     "coalescing",
+    "rate_limit",
     "aggregate",
     "import",
     "cold_start",

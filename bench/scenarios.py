@@ -61,11 +61,14 @@ class Bench:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def source(self, label: str) -> tuple[str, str]:
+    def source(self, label: str, rate_limit: int | None = None) -> tuple[str, str]:
+        """A new source. The throughput sections measure ingest itself, so their sources have
+        no rate limit (an unlimited source costs the limiter nothing); ``rate_limit`` measures
+        the limiter."""
         for _ in range(5):  # the emulator's first answers can be slow: 503 says retry
             answer = requests.post(
                 f"{self.ingest_url}/v1/sources",
-                json={"label": label, "retention": 100_000},
+                json={"label": label, "retention": 100_000, "rateLimit": rate_limit},
                 headers=self.auth,
                 timeout=30,
             )
@@ -172,6 +175,67 @@ class Bench:
             # wrk stops mid-flight: events it sent but never read the answer of are stored
             "wrk_stored_minus_2xx": len(unanswered) - ours.ok,
             **exact,
+        }
+
+    def rate_limit(self, limit: int = 50, workers: int = 2) -> dict[str, object]:
+        """A flood well over a source's limit, spread over ``workers`` ingest instances: what
+        was accepted against the limit, in the whole run and in its worst 10 s, and how many
+        lease writes the limiter made (each instance's request log names its leases)."""
+        from devstack.processes import start_service
+
+        source_id, secret = self.source("rate-limit", rate_limit=limit)
+        path = f"/webhooks/inbound/{source_id}"
+        extra = []
+        urls = [self.ingest_url]
+        windows = [self.log("ingest")]
+        try:
+            for n in range(workers - 1):
+                port = free_port()
+                logs = self.state / f"logs-ingest-{n + 2}"
+                process = start_service("ingest", port, self.stack.service_env(), logs)
+                extra.append(process)
+                urls.append(f"http://127.0.0.1:{port}")
+                windows.append(measure.LogWindow(process.log_path))
+            sessions = [requests.Session() for _ in range(self.connections)]
+
+            def send(slot: int) -> None:
+                headers = inlet_headers(secret, BODY)
+                headers["Idempotency-Key"] = secrets.token_hex(12)
+                url = urls[slot % len(urls)] + path
+                sessions[slot].post(url, data=BODY, headers=headers, timeout=30)
+
+            started = time.monotonic()
+            sent = self.threads(send, self.seconds)
+            seconds = time.monotonic() - started
+        finally:
+            for process in extra:
+                process.stop()
+        events = self.db.collection("sources").document(source_id).collection("events")
+        times = sorted(
+            d.get("receivedAt").timestamp() for d in events.select(["receivedAt"]).stream()
+        )
+        worst_10s = max(
+            (sum(1 for u in times[i:] if u < t + 10) for i, t in enumerate(times)), default=0
+        )
+        leases = sum(1 for w in windows for line in w.lines() if "rateLease" in line)
+        fallbacks = sum(
+            1
+            for w in windows
+            for line in w.lines()
+            if str(line.get("rateLease")).startswith("fall")
+        )
+        return {
+            "limit_per_s": limit,
+            "workers": workers,
+            "seconds": round(seconds, 1),
+            "sent": sent,
+            "accepted": len(times),
+            "accepted_ratio": round(len(times) / (limit * seconds), 3),
+            "worst_10s_accepted": worst_10s,
+            "worst_10s_bound": int(1.1 * 10 * limit + limit),
+            "limiter_writes": leases,
+            "limiter_writes_per_s": round(leases / seconds, 2),
+            "lease_fallbacks": fallbacks,
         }
 
     def stored_keys(self, source_id: str) -> list[str]:

@@ -56,6 +56,12 @@ class Unprocessable(InletError):
     status, code = 422, "unprocessable"
 
 
+class TooManyRequests(InletError):
+    """Past a rate limit (RFC 6585); ``Retry-After`` says when to try again."""
+
+    status, code = 429, "rate_limited"
+
+
 class PayloadTooLarge(InletError):
     status, code = 413, "payload_too_large"
 

@@ -36,6 +36,7 @@ TTL_POLICIES = (
     TtlPolicy("idempotency", "expireAt"),  # 24 h; expiry is also checked on read
     TtlPolicy("audit", "expireAt"),  # one year
     TtlPolicy("refresh_pending", "expireAt"),  # one day: the sweep gives up after that
+    TtlPolicy("rate_leases", "expireAt"),  # one hour: a second's rate-limit budget
 )
 
 INDEX_EXEMPTIONS = (
@@ -72,6 +73,8 @@ INDEX_EXEMPTIONS = (
         IndexExemption("delivery_ring", field)
         for field in ("status", "code", "scheme", "keyId", "size", "idempotencyKey")
     ),
+    # A second's rate-limit budget (ingest/limits.py): read by id, through its own write.
+    IndexExemption("rate_leases", "leased"),
     *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
 )
 

@@ -33,12 +33,13 @@ AUDIT = "audit"
 # The delivery inspector's bounded ring of refusals (ingest/deliveries.py). Not "deliveries":
 # collection-group rules (TTL, index exemptions) would then also apply to clerk-sync's records.
 DELIVERY_RING = "delivery_ring"
+RATE_LEASES = "rate_leases"  # a second's rate-limit budget (ingest/limits.py)
 # Clerk's users and organizations as clerk-sync keeps them; a deleted one is a tombstone.
 USERS = "users"
 ORGANIZATIONS = "organizations"
 # The rollup state goes first: a fold still running commits only against the state it read,
 # so once the state is gone no bucket can be written again (module query.rollup_store).
-SUBCOLLECTIONS = (ROLLUP_STATE, EVENTS, IDEMPOTENCY, ROLLUPS, DELIVERY_RING)
+SUBCOLLECTIONS = (ROLLUP_STATE, EVENTS, IDEMPOTENCY, ROLLUPS, DELIVERY_RING, RATE_LEASES)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
 # Purge only once no instance can still hold the source's keys in its cache (30 s, ingest/keys.py)

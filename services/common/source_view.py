@@ -9,16 +9,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+# Events per second a source accepts when its record predates rate limits (README "Rate
+# limits"): what one source's events collection sustains in production.
+DEFAULT_RATE_LIMIT = 500
+
 
 def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """``{id, label, retention, url, eventCount, lastEventAt, createdAt, provider, signing,
-    schema}`` (+ ``secret`` when the record carries one: at creation and rotation of an
+    """``{id, label, retention, rateLimit, url, eventCount, lastEventAt, createdAt, provider,
+    signing, schema}`` (+ ``secret`` when the record carries one: at creation and rotation of an
     ``inlet``/``hmac`` source only). Records older than providers and ed25519 read as
     ``inlet``/``hmac``; ``schema`` says whether the source has a schema contract."""
     shown = {
         "id": record["id"],
         "label": record["label"],
         "retention": record["retention"],
+        "rateLimit": record.get("rateLimit", DEFAULT_RATE_LIMIT),
         "url": f"{base_url.rstrip('/')}/webhooks/inbound/{record['id']}",
         "eventCount": int(record.get("eventCount") or 0),
         "lastEventAt": iso(record.get("lastEventAt")),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from services.common import source_store, store
 from services.common.crypto import Keyring, Sealed
+from services.ingest import limits
 from services.ingest.signature import public_key
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class Entry:
     provider: str = "inlet"  # "inlet", "github" or "stripe"
     signing: str = "hmac"  # "hmac" or "ed25519"
     contract: Contract | None = None  # the source's schema, compiled (step 7b)
+    rate_limit: int | None = None  # events per second (ingest/limits.py); None for none
 
     def active_keys(self) -> list[tuple[str, str | Ed25519PublicKey]]:
         now = time.time()
@@ -130,6 +132,7 @@ class KeyCache:
                 provider=record.get("provider", "inlet"),
                 signing=record.get("signing", "hmac"),
                 contract=_contract(record, previous),
+                rate_limit=limits.of_record(record),
             )
         if previous is not None:
             entry.reloaded_at = previous.reloaded_at

@@ -22,6 +22,7 @@ from services.common.source_view import view
 from services.ingest import contract_store, deliveries, maintenance, receive, sources
 from services.ingest.deliveries import DeliveryRing
 from services.ingest.keys import KeyCache
+from services.ingest.limits import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Settings:
 settings = load_or_exit("ingest", Settings.from_env)
 keys = KeyCache(settings.keyring, settings.source_ids)
 ring = DeliveryRing()
+limiter = RateLimiter()
 
 
 def _base_url(request: Request) -> str:
@@ -67,7 +69,7 @@ def _base_url(request: Request) -> str:
 
 
 def inbound(request: Request, source_id: str) -> Response:
-    stored = receive.receive(request, source_id, keys, ring)
+    stored = receive.receive(request, source_id, keys, ring, limiter)
     # Before answering (Cloud Run throttles the CPU once the response is sent), and for
     # duplicates too: the first attempt may have stored the event and died before this line.
     # Within a window this costs nothing after the first event.
@@ -112,6 +114,13 @@ def rotate_secret(request: Request, source_id: str) -> Response:
     return json_response(200, view(record, _base_url(request)))
 
 
+def change_source(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    record = sources.change(principal, source_id, json_body(request))
+    keys.forget(source_id)  # a new limit holds at once here, within 30 s on other instances
+    return json_response(200, view(record, _base_url(request)))
+
+
 def delete_source(request: Request, source_id: str) -> Response:
     principal = auth.verify_session(request, settings.clerk)
     sources.delete(principal, source_id)
@@ -153,6 +162,7 @@ app = App(
         route("POST", "/v1/sources", create_source, browser=True),
         route("GET", "/v1/sources", list_sources, browser=True),
         route("GET", "/v1/sources/{source_id}", get_source, browser=True),
+        route("PATCH", "/v1/sources/{source_id}", change_source, browser=True),
         route("DELETE", "/v1/sources/{source_id}", delete_source, browser=True),
         route("POST", "/v1/sources/{source_id}/rotate-secret", rotate_secret, browser=True),
         route("PUT", "/v1/sources/{source_id}/schema", put_schema, browser=True),

@@ -24,6 +24,7 @@ from services.common.http import read_body
 from services.ingest import signature
 from services.ingest.deliveries import DeliveryRing, newest_key_id
 from services.ingest.keys import Entry, KeyCache
+from services.ingest.limits import RateLimiter
 
 MAX_BODY = 256 * 1024
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
@@ -35,7 +36,9 @@ class Stored:
     duplicate: bool
 
 
-def receive(request: Request, source_id: str, keys: KeyCache, ring: DeliveryRing) -> Stored:
+def receive(
+    request: Request, source_id: str, keys: KeyCache, ring: DeliveryRing, limiter: RateLimiter
+) -> Stored:
     body = read_body(request, MAX_BODY)  # 1: 413, also for chunked bodies
     signed = signature.parse_headers(request.headers)  # 2: 400 (the scheme, from headers)
     if request.mimetype != "application/json":  # 3: 415
@@ -47,6 +50,9 @@ def receive(request: Request, source_id: str, keys: KeyCache, ring: DeliveryRing
     key_id = None
     try:  # the source is identified: its partner sees refusals from here on (deliveries.py)
         key_id = matching_key(source_id, signed, body, entry, keys)  # 6: 401
+        # 6b: 429 past the source's rate limit: after the signature, so an unsigned flood
+        # spends none of a partner's budget; before parsing, so a refusal costs no more.
+        limiter.admit(source_id, entry.rate_limit)
         document = strict_json.parse(body)  # 7: 400
         signed = signature.with_event_id(signed, document)  # 7: 400 (Stripe: the event's id)
         if entry.contract is not None:

@@ -21,7 +21,7 @@ from services.common import source_store, store
 from services.common.auth import Principal
 from services.common.crypto import Keyring
 from services.common.errors import BadRequest, Forbidden
-from services.ingest import signature
+from services.ingest import limits, signature
 
 DEFAULT_RETENTION = 1_000
 MAX_RETENTION = 100_000
@@ -135,6 +135,13 @@ def _retention(body: dict[str, Any]) -> int:
     return value
 
 
+def _rate_limit(body: dict[str, Any]) -> int | None:
+    try:
+        return limits.parse_limit(body.get("rateLimit", limits.DEFAULT_RATE_LIMIT))
+    except ValueError as err:
+        raise BadRequest(str(err)) from None
+
+
 def json_integer(value: Any) -> int | None:
     """An integer as JSON Schema reads one (``8572.0`` is 8572, as openapi.yaml promises); not
     a bool, a fraction or anything else."""
@@ -154,7 +161,7 @@ def create(
     principal: Principal, body: dict[str, Any], keyring: Keyring, ids: source_store.SourceIds
 ) -> dict[str, Any]:
     require_admin(principal)
-    label, retention = _label(body), _retention(body)
+    label, retention, rate_limit = _label(body), _retention(body), _rate_limit(body)
     provider, signing = _kind(body)
     source_id = ids.new()
     now = dt.datetime.now(dt.UTC)
@@ -170,6 +177,7 @@ def create(
         "owner": principal.owner,
         "label": label,
         "retention": retention,
+        "rateLimit": rate_limit,
         "createdAt": now,
         "createdBy": principal.user_id,
         "deleted": False,
@@ -241,6 +249,43 @@ def rotate(
     snap, written = source_store.change_owned(principal, source_id, change, first=snap)
     rotated = {**snap.to_dict(), **written}
     return {**rotated, "secret": secret} if secret is not None else rotated
+
+
+CHANGEABLE = ("label", "retention", "rateLimit")
+
+
+def change(principal: Principal, source_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``PATCH``: a new label, retention or rate limit, audited as ``source.changed`` with the
+    fields written. Only the fields sent change; sending the values stored writes nothing."""
+    snap = source_store.owned(principal, source_id)  # someone else's: a 404 before anything
+    require_admin(principal)
+    unknown = sorted(set(body) - set(CHANGEABLE))
+    if unknown:
+        raise BadRequest(f"only {', '.join(CHANGEABLE)} can be changed, not {', '.join(unknown)}")
+    wanted: dict[str, Any] = {}
+    if "label" in body:
+        wanted["label"] = _label(body)
+    if "retention" in body:
+        wanted["retention"] = _retention(body)
+    if "rateLimit" in body:
+        wanted["rateLimit"] = _rate_limit(body)
+
+    def decide(snap) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        stored = snap.to_dict()
+        fields = {k: v for k, v in wanted.items() if k not in stored or stored[k] != v}
+        if not fields:
+            return None
+        audit = source_store.audit_entry(
+            "source.changed",
+            principal.user_id,
+            source_id,
+            fields=sorted(fields),
+            **{k: v for k, v in fields.items() if k != "label"},
+        )
+        return fields, audit
+
+    snap, written = source_store.change_owned(principal, source_id, decide, first=snap)
+    return {**snap.to_dict(), **(written or {})}
 
 
 def delete(principal: Principal, source_id: str) -> bool:

@@ -15,9 +15,9 @@ from services.common.config import (
     TaskSettings,
     load_or_exit,
 )
-from services.common.errors import BadRequest
+from services.common.errors import BadRequest, Forbidden
 from services.common.http import App, json_body, json_response, page_limit, route
-from services.query import blocks, catalog, queries, refresh, users
+from services.query import blocks, catalog, queries, refresh, rollup_store, users
 from services.query.users import UsersSettings
 
 
@@ -59,6 +59,22 @@ def run_query(request: Request, source_id: str) -> Response:
     query = catalog.parse(json_body(request))
     result = queries.run(source_id, query, _now(), lambda: _schedule_refresh(source_id))
     return json_response(200, {"type": query.type, "result": result})
+
+
+def rebuild(request: Request, source_id: str) -> Response:
+    """Refold the source's rollups from its retained events (README "Rollups", "Rebuild")."""
+    caller = _caller(request)
+    source_store.readable(caller, source_id)  # someone else's source: 404 before anything else
+    if isinstance(caller, auth.Principal) and not caller.may_administer:
+        raise Forbidden("only organization admins may rebuild an organization's rollups")
+    rollup_store.rebuild(source_id)
+    _schedule_refresh(source_id)
+    return json_response(202, rollup_store.progress(source_id))
+
+
+def rebuild_progress(request: Request, source_id: str) -> Response:
+    source_store.readable(_caller(request), source_id)
+    return json_response(200, rollup_store.progress(source_id))
 
 
 def _schedule_refresh(source_id: str) -> None:
@@ -124,6 +140,8 @@ app = App(
     "query",
     [
         route("POST", "/v1/sources/{source_id}/query", run_query, browser=True),
+        route("POST", "/v1/sources/{source_id}/rebuild", rebuild, browser=True),
+        route("GET", "/v1/sources/{source_id}/rebuild", rebuild_progress, browser=True),
         route("GET", "/v1/blocks", list_blocks, browser=True),
         route("GET", "/v1/blocks/{block_id}", get_block, browser=True),
         route("PUT", "/v1/blocks/{block_id}", put_block, browser=True),

@@ -438,3 +438,53 @@ def read_window(
         if snap.exists:
             totals.merge(rollups.Totals(coercion.decode(snap.get("s")), int(snap.get("c"))))
     return totals
+
+
+def rebuild(source_id: str) -> State:
+    """Replace the source's rollup state by a fresh one: the same fields, each under a new tag
+    with no cursor, every old tag an orphan whose buckets are deleted in bounded rounds. One
+    guarded commit; the refresh then refolds the retained events as for a new source, and
+    queries read the events directly until each field's cursor passes them (README "Rollups")."""
+    from services.common.contention import Contended, retry_contended
+
+    def attempt() -> State:
+        state = State.read(source_id)
+        if state.stale:  # already a fresh state over an older one: _older did the replacing
+            fresh = state
+        else:
+            fields = {rollups.ALL_EVENTS: FieldState(None, new_tag())}
+            for key, entry in state.fields.items():
+                if key != rollups.ALL_EVENTS:
+                    fields[key] = FieldState(entry.path, new_tag(), None, entry.queried_at)
+            orphans = [entry.tag for entry in state.fields.values()] + state.orphans
+            fresh = State(fields, 0, state.snapshot, orphans)
+        batch = store.client().batch()
+        _write_state(source_id, fresh, batch)
+        # Invariant: a field's buckets hold exactly its events up to its cursor; the new tags
+        # have no buckets and no cursor, and a fold that read the old state cannot commit.
+        if not _commit_batch(batch):
+            raise Contended
+        return fresh
+
+    return retry_contended(attempt, message="the rollups are being changed, retry")
+
+
+def progress(source_id: str) -> dict[str, Any]:
+    """How far folding has come: events folded into the all-events count of the retained ones,
+    each field's cursor (the receive time it has folded up to), and old tags left to delete."""
+    state = State.read(source_id)
+    (count,) = _events(source_id).count().get(retry=store.retry())[0]
+    return {
+        "folded": 0 if state.stale else state.retained,
+        "retained": int(count.value),
+        "fields": [
+            {
+                "field": None if entry.path is None else paths.render(entry.path),
+                "foldedUpTo": None
+                if entry.cursor is None or state.stale
+                else entry.cursor.at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            }
+            for entry in state.fields.values()
+        ],
+        "orphansLeft": len(state.orphans),
+    }

@@ -55,6 +55,7 @@ QUERIED = {
     "events": {"receivedAt"},
     "idempotency": set(),
     "delivery_ring": {"at"},
+    "rate_leases": set(),
 }
 
 

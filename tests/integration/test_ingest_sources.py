@@ -38,6 +38,7 @@ def test_create_returns_the_source_and_its_secret_once(tenant, db):
         "id",
         "label",
         "retention",
+        "rateLimit",
         "url",
         "eventCount",
         "lastEventAt",

@@ -169,6 +169,7 @@ def test_a_member_of_the_owning_organization_reads_but_cannot_administer(clean, 
     for method, path in (
         ("POST", "/rotate-secret"),
         ("DELETE", ""),
+        ("PATCH", ""),
         ("PUT", "/schema"),
         ("DELETE", "/schema"),
     ):
