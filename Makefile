@@ -8,7 +8,7 @@ TASKS_VENV := .venv-tasks
 STATE := $(or $(INLET_STATE_DIR),.inlet)
 
 .PHONY: dev test lint format lock dev-token send-event clerk-event backfill admin-key bench clean \
-	preview deploy
+	preview deploy smoke
 
 # The project's environment: pinned, hashed dependencies from requirements.lock.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -76,6 +76,12 @@ preview: $(BIN)/.installed
 
 deploy: $(BIN)/.installed
 	pulumi up $(ARGS)
+
+# After a deploy (README "Deploy"): one signed event to the deployed ingest, read back through
+# the query API; exits non-zero on failure. TOKEN: an admin API key or a Clerk session token.
+# make smoke INGEST_URL=… QUERY_URL=… SOURCE_ID=… SECRET=… TOKEN=…
+smoke: $(BIN)/.installed
+	@$(BIN)/python -m devstack.smoke
 
 # Prints only one new admin API key for the running `make dev` stack: make -s admin-key [NAME=n]
 admin-key: $(BIN)/.installed
