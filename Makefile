@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 
-.PHONY: dev test lint format lock dev-token send-event backfill admin-key bench clean preview deploy
+# make dev's state (dev.env, the development signing key); the helpers below read the same.
+STATE := $(or $(INLET_STATE_DIR),.inlet)
+
+.PHONY: dev test lint format lock dev-token send-event clerk-event backfill admin-key bench clean \
+	preview deploy smoke
 
 # The project's environment: pinned, hashed dependencies from requirements.lock.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -37,19 +41,32 @@ format: $(BIN)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Prints only a development session token: make -s dev-token SUB=user_x [ORG=org_y] [ROLE=member]
-# or, with TASK=1, a task token for the /tasks/* routes (what Cloud Scheduler attaches)
+# Prints only a development session token, valid one hour (Clerk's live 60 s):
+# make -s dev-token SUB=user_x [ORG=org_y] [ROLE=admin|member]; SUB defaults to user_dev, ROLE
+# (the organization role, with ORG) to admin. With TASK=1, a task token for the /tasks/* routes
+# instead (what Cloud Scheduler attaches).
 dev-token: $(BIN)/.installed
-	@$(BIN)/python -m devstack.token --sub "$(or $(SUB),user_dev)" --org "$(ORG)" --role "$(or $(ROLE),admin)" $(if $(TASK),--task)
+	@INLET_STATE_DIR=$(abspath $(STATE)) $(BIN)/python -m devstack.token --sub "$(or $(SUB),user_dev)" --org "$(ORG)" --role "$(or $(ROLE),admin)" $(if $(TASK),--task)
 
-# Signs and posts one event to the demo source: make send-event [BODY='{"amount": 3}']
+# Signs and posts one event to the demo source: make send-event [BODY='{"amount": 3}']; without
+# BODY it sends {"type": "order.paid", "amount": 42.5, "currency": "EUR"}.
 send-event: $(BIN)/.installed
-	@$(BIN)/inlet-send-event $(if $(BODY),--body '$(BODY)')
+	@INLET_STATE_DIR=$(abspath $(STATE)) $(BIN)/inlet-send-event $(if $(BODY),--body '$(BODY)')
+
+# Signs (svix) and posts one Clerk webhook event to the running stack's clerk-sync:
+# make clerk-event TYPE=user.created|user.updated|user.deleted|organization.created|
+#   organization.updated|organization.deleted|organizationMembership.created|
+#   organizationMembership.updated|organizationMembership.deleted [SUB=user_x] [ORG=org_y]
+#   [ROLE=admin|member] [DATA='{"first_name": "Ada"}']; SUB defaults to the demo user, ROLE to
+# admin (a membership's role); organization events need ORG.
+clerk-event: $(BIN)/.installed
+	@INLET_STATE_DIR=$(abspath $(STATE)) $(BIN)/python -m devstack.clerk_event --type "$(TYPE)" --sub "$(SUB)" --org "$(ORG)" \
+		--role "$(or $(ROLE),admin)" $(if $(DATA),--data '$(DATA)')
 
 # Copies existing Clerk objects into Firestore. Needs CLERK_SECRET_KEY; reads .inlet/dev.env
 # when present, so against `make dev` only the key is yours to set: make backfill ARGS=--restart
 backfill: $(BIN)/.installed
-	@set -a; if [ -f .inlet/dev.env ]; then . ./.inlet/dev.env; fi; set +a; \
+	@set -a; if [ -f $(STATE)/dev.env ]; then . $(STATE)/dev.env; fi; set +a; \
 		$(BIN)/inlet-backfill $(ARGS)
 
 # Deploy (docs/deploy.md): the Pulumi CLI runs infra/ with this project's .venv.
@@ -60,10 +77,16 @@ preview: $(BIN)/.installed
 deploy: $(BIN)/.installed
 	pulumi up $(ARGS)
 
+# After a deploy (README "Deploy"): one signed event to the deployed ingest, read back through
+# the query API; exits non-zero on failure. TOKEN: an admin API key or a Clerk session token.
+# make smoke INGEST_URL=… QUERY_URL=… SOURCE_ID=… SECRET=… TOKEN=…
+smoke: $(BIN)/.installed
+	@$(BIN)/python -m devstack.smoke
+
 # Prints only one new admin API key for the running `make dev` stack: make -s admin-key [NAME=n]
 admin-key: $(BIN)/.installed
-	@if [ ! -f .inlet/dev.env ]; then echo "make admin-key: start the stack first (make dev)" >&2; exit 1; fi
-	@set -a; . ./.inlet/dev.env; set +a; \
+	@if [ ! -f $(STATE)/dev.env ]; then echo "make admin-key: start the stack first (make dev)" >&2; exit 1; fi
+	@set -a; . $(STATE)/dev.env; set +a; \
 		$(BIN)/inlet-admin-key create --name "$(or $(NAME),dev)"
 
 # Every figure of the README's performance table, against its reference in the same run

@@ -11,16 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
 
-from devstack import processes
+from devstack import clerk_event, processes
+from devstack.dev_env import state_dir
 from devstack.processes import ROOT, StackError
 from devstack.stack import PROJECT, LocalStack, Ports, new_webhook_secret
 
 # Development state: secrets kept across restarts, dev.env, logs (a test points it elsewhere).
-STATE_DIR = Path(os.environ.get("INLET_STATE_DIR") or ROOT / ".inlet")
+STATE_DIR = state_dir()
 ENV_FILE = STATE_DIR / "dev.env"
 DEMO_USER_ID = "user_demo"
 
@@ -43,22 +43,42 @@ def persistent_secrets() -> dict[str, str]:
     return values
 
 
-def create_demo_source(stack: LocalStack, attempts: int = 6) -> dict:
-    """The demo source. A freshly started emulator can miss the 5 s storage deadline on its first
-    writes (a cold JVM on a busy machine): a 503 is retried after its ``Retry-After``."""
+def create_demo_source(stack: LocalStack) -> dict:
+    """The demo source, owned by the demo user."""
     token = stack.issuer.session_token(DEMO_USER_ID)
-    for _ in range(attempts):
-        answer = requests.post(
+    answer = retried(
+        lambda: requests.post(
             f"{stack.url('ingest')}/v1/sources",
             json={"label": "Demo source"},
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         )
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+def store_demo_user(stack: LocalStack) -> None:
+    """The demo user, stored as Clerk would store it: a Svix-signed ``user.created`` delivered
+    to clerk-sync, so ``GET /v1/me`` with the demo token answers 200 on a fresh stack."""
+    answer = retried(
+        lambda: clerk_event.send(
+            stack.url("clerk-sync"), stack.webhook_secret, "user.created", DEMO_USER_ID
+        )
+    )
+    if not answer.ok:
+        raise StackError(f"clerk-sync refused the demo user: {answer.status_code} {answer.text}")
+
+
+def retried(call, attempts: int = 6) -> requests.Response:
+    """A freshly started emulator can miss the 5 s storage deadline on its first writes (a cold
+    JVM on a busy machine): a 503 is retried after its ``Retry-After``."""
+    for _ in range(attempts):
+        answer = call()
         if answer.status_code != 503:
             break
         time.sleep(min(float(answer.headers.get("Retry-After", "1")), 5.0))
-    answer.raise_for_status()
-    return answer.json()
+    return answer
 
 
 def create_admin_key(stack: LocalStack) -> str:
@@ -130,6 +150,8 @@ def main() -> int:
         }
         if "query" in stack.processes:
             values["QUERY_URL"] = stack.url("query")
+        if "clerk-sync" in stack.processes:
+            store_demo_user(stack)
         if "ingest" in stack.processes:
             demo = create_demo_source(stack)
             values.update(
@@ -148,9 +170,11 @@ def main() -> int:
         print(
             "\nClerk webhook endpoint: "
             f"{stack.url('clerk-sync')}/webhooks/clerk\n{inbound}"
-            "A session token: make -s dev-token SUB=user_x [ORG=org_y]\n"
+            f"A session token (one hour): make -s dev-token SUB={DEMO_USER_ID} [ORG=org_y] "
+            "[ROLE=admin|member]\n"
+            "A Clerk event, signed: make clerk-event TYPE=user.created SUB=user_x\n"
             "Another admin API key: make -s admin-key [NAME=n]\n"
-            "Send a demo event: make send-event\n"
+            "Send a demo event: make send-event [BODY='{\"amount\": 3}']\n"
             f"Logs: {STATE_DIR / 'logs'}/\nCtrl-C stops everything.",
             flush=True,
         )

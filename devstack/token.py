@@ -1,13 +1,16 @@
-"""`make -s dev-token SUB=user_x [ORG=org_y] [ROLE=member]`: print one development session token;
-`make -s dev-token TASK=1`: one task token, as Cloud Scheduler attaches to ``/tasks/*`` calls."""
+"""`make -s dev-token SUB=user_x [ORG=org_y] [ROLE=admin|member]`: print one development session
+token; `make -s dev-token TASK=1`: one task token, as Cloud Scheduler attaches to ``/tasks/*``.
+
+Signed by the development issuer's key in the state directory; a session token is valid for one
+hour (Clerk's own live 60 s), and ``ROLE`` is the organization role, ``admin`` unless ``member``.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from devstack import issuer as dev_issuer
-from devstack.dev_env import read_dev_env
-from devstack.processes import ROOT
+from devstack.dev_env import read_dev_env, state_dir
 
 
 def main() -> None:
@@ -19,7 +22,7 @@ def main() -> None:
     args = parser.parse_args()
     env = read_dev_env()
     issuer = env.get("CLERK_ISSUER", f"http://127.0.0.1:{8089}")
-    key = dev_issuer.ensure_key(ROOT / ".inlet" / "dev-signing-key.pem")
+    key = dev_issuer.ensure_key(state_dir() / "dev-signing-key.pem")
     if args.task:
         print(dev_issuer.task_token(key, issuer))
         return

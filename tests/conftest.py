@@ -90,3 +90,16 @@ def dashboard(clean, tenant, query_url):
     from tests.partner import QueryAPI
 
     return QueryAPI(query_url, tenant.auth["Authorization"].removeprefix("Bearer "))
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory):
+    """`make dev`'s own program in a checkout of its own (tests/dev_stack.py), for the tests that
+    use the stack through `.inlet/dev.env` and the Makefile as the README tells a newcomer."""
+    from tests.dev_stack import DevStack
+
+    running = DevStack(tmp_path_factory.mktemp("make-dev")).start()
+    try:
+        yield running
+    finally:
+        running.stop()

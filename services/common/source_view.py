@@ -14,11 +14,16 @@ from typing import Any
 DEFAULT_RATE_LIMIT = 500
 
 
-def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+def view(record: dict[str, Any], base_url: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """``{id, label, retention, rateLimit, url, eventCount, lastEventAt, createdAt, provider,
-    signing, schema}`` (+ ``secret`` when the record carries one: at creation and rotation of an
-    ``inlet``/``hmac`` source only). Records older than providers and ed25519 read as
-    ``inlet``/``hmac``; ``schema`` says whether the source has a schema contract."""
+    signing, schema, keyId, previousKeyExpiresAt}`` (+ ``secret`` when the record carries one: at
+    creation and rotation of an ``inlet``/``hmac`` source only). Records older than providers
+    and ed25519 read as ``inlet``/``hmac``; ``schema`` says whether the source has a schema
+    contract. ``keyId`` names the current key (the one the delivery inspector reports a partner
+    should sign with; null until a provider source's secret is set) and
+    ``previousKeyExpiresAt`` when the key it replaced stops verifying (null when none still
+    verifies at ``now``)."""
+    current, previous_ends = keys_shown(record.get("keys") or [], now or dt.datetime.now(dt.UTC))
     shown = {
         "id": record["id"],
         "label": record["label"],
@@ -31,10 +36,23 @@ def view(record: dict[str, Any], base_url: str) -> dict[str, Any]:
         "provider": record.get("provider", "inlet"),
         "signing": record.get("signing", "hmac"),
         "schema": record.get("schema") is not None,
+        "keyId": current,
+        "previousKeyExpiresAt": iso(previous_ends),
     }
     if "secret" in record:
         shown["secret"] = record["secret"]
     return shown
+
+
+def keys_shown(
+    keys: list[dict[str, Any]], now: dt.datetime
+) -> tuple[str | None, dt.datetime | None]:
+    """The current key's id, and when the previous key's grace ends if it has not ended yet.
+    Only ids and times: a key's sealed secret or public key is never shown."""
+    current = next((k.get("id") for k in keys if k.get("expiresAt") is None), None)
+    ends = [k["expiresAt"] for k in keys if k.get("expiresAt") is not None]
+    live = [e for e in ends if e > now]
+    return current, max(live) if live else None
 
 
 def iso(value: dt.datetime | None) -> str | None:

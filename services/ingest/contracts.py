@@ -57,6 +57,7 @@ _DIALECTS = {DIALECT, DIALECT + "#"}
 # DFA to its NFA, still linear, so a schema full of large patterns cannot hoard memory.
 _RE2_MAX_MEM = 1 << 20
 _CHARS_PER_UNIT = 64  # a regular expression scans this many characters per unit of fuel
+_NAME_SHOWN = 100  # a missing property's name, as a violation's message quotes it
 
 
 class InvalidSchema(BadRequest):
@@ -442,11 +443,30 @@ def violation(error: ValidationError) -> SchemaViolation:
     if keyword == "not" and error.validator_value is True:
         keyword = "false"  # a ``false`` subschema, spelled out (see _spell_out_false)
     at = json_pointer(error.absolute_schema_path)
+    place = pointer or "the root"
+    missing = _first_missing(error) if keyword == "required" else None
+    if missing is not None:
+        # The pointer stays the object's (a missing property has no value to point at); its
+        # name comes from the schema, so naming it echoes nothing the partner sent.
+        what = f"the object at {place} lacks the required property {missing}"
+    else:
+        what = f"the value at {place} fails {keyword!r}"
     return SchemaViolation(
-        f"the event does not match the source's schema: the value at "
-        f"{pointer or 'the root'} fails {keyword!r} (schema location #{at})",
+        f"the event does not match the source's schema: {what} (schema location #{at})",
         details={"pointer": pointer, "keyword": keyword},
     )
+
+
+def _first_missing(error: ValidationError) -> str | None:
+    """The first property ``required`` lists that the object lacks (the one jsonschema reports
+    first), quoted and cut to ``_NAME_SHOWN`` characters; None if it cannot be told."""
+    if not isinstance(error.validator_value, list) or not isinstance(error.instance, dict):
+        return None
+    for name in error.validator_value:
+        if isinstance(name, str) and name not in error.instance:
+            shown = json.dumps(name[:_NAME_SHOWN], ensure_ascii=False)
+            return shown if len(name) <= _NAME_SHOWN else shown[:-1] + '…"'
+    return None
 
 
 def json_pointer(path) -> str:

@@ -37,6 +37,15 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 FLIGHT_WAIT_S = 10.0  # a caller waiting on another's Clerk fetch gives up after this
 MAX_RETRY_AFTER_S = 300
+# Why /v1/me is a 404, so whoever sees it knows what to fix (README "Users").
+NOT_STORED_FALLBACK_OFF = (
+    "no such user: no Clerk webhook (user.created) has stored this user, and the Clerk Backend "
+    "API fallback is off (CLERK_SECRET_KEY is unset)"
+)
+NOT_STORED_CLERK_404 = (
+    "no such user: no Clerk webhook (user.created) has stored this user, and Clerk's Backend "
+    "API answered 404 for it"
+)
 # Stored for the version rules and the backfill, not part of a user's answer.
 _INTERNAL = ("version", "syncedAt", "publicMetadataJson", "deleted")
 
@@ -67,10 +76,14 @@ def me(principal: Principal, settings: UsersSettings) -> dict[str, Any]:
     if not store.is_document_id(user_id):
         raise NotFound("no such user")  # a signed `sub` Clerk could not have issued
     record = _read_user(user_id)
-    if record is None and settings.clerk is not None:
+    if record is None and settings.clerk is None:
+        raise NotFound(NOT_STORED_FALLBACK_OFF)
+    if record is None:
         record = _flights.run(user_id, lambda: _fetch_and_store(user_id, settings.clerk))
-    if record is None or record.get("deleted"):
-        raise NotFound("no such user")
+    if record is None:
+        raise NotFound(NOT_STORED_CLERK_404)
+    if record.get("deleted"):
+        raise NotFound("no such user: this user was deleted in Clerk")
     return {**user_view(record), "memberships": _memberships(user_id)}
 
 

@@ -47,6 +47,8 @@ def test_create_returns_the_source_and_its_secret_once(tenant, db):
         "signing",
         "secret",
         "schema",
+        "keyId",
+        "previousKeyExpiresAt",
     }
     assert body["provider"] == "inlet" and body["signing"] == "hmac"
     assert body["url"].endswith(f"/webhooks/inbound/{body['id']}")
@@ -151,6 +153,32 @@ def test_rotation_with_grace_keeps_the_old_secret_until_the_grace_ends(tenant, s
     time.sleep(3.5)
     assert partner.send(source["url"], source["secret"]).status_code == 401
     assert partner.send(source["url"], new).status_code == 202
+
+
+def test_rotation_answers_the_new_key_id_and_when_the_old_secret_stops(tenant, source):
+    assert source["keyId"].startswith("key_") and source["previousKeyExpiresAt"] is None
+    before = dt.datetime.now(dt.UTC)
+    rotated = tenant.rotate(source["id"], graceSeconds=600).json()
+    assert rotated["keyId"] not in (None, source["keyId"])
+    ends = dt.datetime.fromisoformat(rotated["previousKeyExpiresAt"])
+    assert before + dt.timedelta(seconds=599) <= ends <= before + dt.timedelta(seconds=660)
+    shown = tenant.get(source["id"]).json()  # the view shows the same, without the secret
+    assert (shown["keyId"], shown["previousKeyExpiresAt"]) == (
+        rotated["keyId"],
+        rotated["previousKeyExpiresAt"],
+    )
+    without_grace = tenant.rotate(source["id"]).json()
+    assert without_grace["keyId"] != rotated["keyId"]
+    assert without_grace["previousKeyExpiresAt"] is None
+
+
+def test_the_inspector_reports_the_key_id_the_view_shows(tenant, source):
+    assert partner.send(source["url"], source["secret"]).status_code == 202
+    listed = requests.get(
+        f"{tenant.base}/v1/sources/{source['id']}/deliveries", headers=tenant.auth, timeout=15
+    )
+    items = listed.json()["items"]
+    assert items[0]["keyId"] == tenant.get(source["id"]).json()["keyId"]
 
 
 def test_rotating_during_a_grace_period_ends_the_oldest_secret(tenant, source):

@@ -1,5 +1,6 @@
-"""The README's ed25519 partner snippets (examples/, included verbatim) sign events that a live
-ingest accepts: Python with ``cryptography``, and Node with ``node:crypto`` when Node is there."""
+"""The README's partner snippets (examples/, included verbatim) sign events that a live ingest
+accepts, and fail loudly (the status printed, a non-zero exit) when it refuses them: HMAC
+(``Inlet-Signature``) and ed25519, in Python and in Node with ``node:crypto`` when Node is there."""
 
 from __future__ import annotations
 
@@ -74,3 +75,36 @@ def test_a_snippet_signing_with_another_key_is_refused(tenant, ed25519_source):
         INLET_SIGNING_KEY=other,
     )
     assert sent.returncode != 0 and sent.stdout.startswith("401 ")
+
+
+HMAC_SENDERS = [
+    pytest.param([sys.executable, str(EXAMPLES / "hmac_send.py")], id="python"),
+    pytest.param(
+        ["node", str(EXAMPLES / "hmac_send.mjs")],
+        id="node",
+        marks=pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+    ),
+]
+
+
+@pytest.mark.parametrize("sender", HMAC_SENDERS)
+def test_the_hmac_snippet_sends_an_event_the_source_accepts(sender, source, db):
+    sent = run(sender, INLET_URL=source["url"], INLET_SECRET=source["secret"])
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sent.stdout.startswith("202 ") and '"duplicate":false' in sent.stdout
+    assert stored_bodies(db, source["id"]) == [{"type": "order.paid", "amount": 42.5}]
+
+
+@pytest.mark.parametrize("sender", HMAC_SENDERS)
+def test_the_hmac_snippet_fails_loudly_on_a_wrong_secret(sender, source, db):
+    wrong = "whsec_" + "A" * 43 + "="
+    sent = run(sender, INLET_URL=source["url"], INLET_SECRET=wrong)
+    assert sent.returncode != 0
+    assert sent.stdout.startswith("401 ") and "invalid_signature" in sent.stdout
+    assert stored_bodies(db, source["id"]) == []
+
+
+@pytest.mark.parametrize("sender", HMAC_SENDERS)
+def test_the_hmac_snippet_without_its_variables_fails_loudly(sender):
+    sent = run(sender, INLET_URL="", INLET_SECRET="")
+    assert sent.returncode != 0 and sent.stdout == ""

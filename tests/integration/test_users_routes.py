@@ -124,3 +124,17 @@ def test_me_passes_on_clerks_retry_after_as_a_documented_503(world, base_url, fa
 
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "9"
     assert answer.json()["error"]["code"] == "upstream_unavailable"
+
+
+def test_me_404_says_why_the_user_is_missing(world, base_url, stack):
+    """Clerk answered 404 (this module's query), or the fallback is off (the session's query,
+    started without ``CLERK_SECRET_KEY``), or the user was deleted."""
+    nobody = stack.issuer.session_token("user_nobody")
+    clerk_404 = get(base_url, "/v1/me", nobody, "/v1/me").json()["error"]["message"]
+    assert "no Clerk webhook" in clerk_404 and "answered 404" in clerk_404
+
+    fallback_off = get(stack.url("query"), "/v1/me", nobody, "/v1/me").json()["error"]["message"]
+    assert "no Clerk webhook" in fallback_off and "CLERK_SECRET_KEY is unset" in fallback_off
+
+    gone = get(base_url, "/v1/me", world["gone_session"], "/v1/me").json()["error"]["message"]
+    assert "deleted in Clerk" in gone

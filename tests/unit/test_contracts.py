@@ -518,3 +518,21 @@ def test_any_schema_and_event_end_in_an_answer(schema, document):
 
 def test_a_reference_that_is_not_a_string_is_refused_by_the_meta_schema():
     assert "/$ref" in refused_schema({"$ref": None})
+
+
+def test_a_required_violation_names_the_missing_property_at_the_objects_pointer():
+    schema = {"properties": {"line": {"required": ["sku", "qty"]}}}
+    refused = violation(schema, {"line": {"sku": "a"}})
+    assert refused.details == {"pointer": "/line", "keyword": "required"}
+    assert 'lacks the required property "qty"' in refused.message
+    assert "the object at /line" in refused.message
+
+    at_the_root = violation(ORDER, {"amount": 5})
+    assert at_the_root.details == {"pointer": "", "keyword": "required"}
+    assert 'the root lacks the required property "id"' in at_the_root.message
+
+
+def test_a_long_missing_property_name_is_cut_in_the_message():
+    name = "p" * 500
+    refused = violation({"required": [name]}, {})
+    assert "p" * 100 + '…"' in refused.message and "p" * 101 not in refused.message
