@@ -193,7 +193,8 @@ def put(
     check_id(block_id)
     binding = validate(body)
     source_store.owned(principal, binding.source_id)  # someone else's source: 404
-    if isinstance(binding.query, catalog.Aggregate) and binding.query.field is not None:
+    folded = (catalog.Aggregate, catalog.Series)
+    if isinstance(binding.query, folded) and binding.query.field is not None:
         queries.roll_up(binding.source_id, binding.query.field, now)
     ref = doc_ref(principal.owner, block_id)
     existing = ref.get(retry=store.retry())
