@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TASKS_VENV := .venv-tasks
 
-.PHONY: dev test lint format lock dev-token send-event backfill admin-key bench clean preview deploy
+.PHONY: dev test lint format lock dev-token send-event backfill admin-key bench clean preview deploy chromium
 
 # The project's environment: pinned, hashed dependencies from requirements.lock.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -26,8 +26,14 @@ venv: $(BIN)/.installed $(TASKS_VENV)/.installed
 dev: venv
 	$(BIN)/python -m devstack.dev
 
-test: venv lint
+test: venv lint chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's chromium through Playwright (tests/browser/);
+# installed when missing, as `make bench` installs wrk.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; } \
+		|| { sudo apt-get update && sudo apt-get install -y chromium; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

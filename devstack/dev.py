@@ -124,6 +124,7 @@ def main() -> int:
         }
         if "query" in stack.processes:
             values["QUERY_URL"] = stack.url("query")
+            values["CONSOLE_URL"] = stack.console_url()
         if "ingest" in stack.processes:
             demo = create_demo_source(stack)
             values.update(
@@ -139,9 +140,13 @@ def main() -> int:
         for key, value in values.items():
             print(f"  {key}={value}")
         inbound = f"Demo source receiver: {demo['url']}\n" if "ingest" in stack.processes else ""
+        console = ""
+        if "query" in stack.processes:
+            console = f"Console (development sign-in as {DEMO_USER_ID}): {stack.console_url()}\n"
         print(
             "\nClerk webhook endpoint: "
             f"{stack.url('clerk-sync')}/webhooks/clerk\n{inbound}"
+            f"{console}"
             "A session token: make -s dev-token SUB=user_x [ORG=org_y]\n"
             "Another admin API key: make -s admin-key [NAME=n]\n"
             "Send a demo event: make send-event\n"

@@ -126,7 +126,7 @@ def parse(config: Any) -> Query:
         bucket = _one_of("bucket", params.get("bucket"), BUCKETS)
         if -(-WINDOWS[window] // BUCKETS[bucket]) + 1 > MAX_POINTS:
             raise BadRequest(
-                f"a {window} window in {bucket} buckets has more than {MAX_POINTS} points; "
+                f"bucket {bucket} gives a {window} window more than {MAX_POINTS} points; "
                 "use a larger bucket (7d: 1h or 1d)",
                 code="bad_query",
             )
