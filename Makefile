@@ -8,7 +8,7 @@ TASKS_VENV := .venv-tasks
 STATE := $(or $(INLET_STATE_DIR),.inlet)
 
 .PHONY: dev test lint format lock dev-token send-event clerk-event backfill admin-key bench clean \
-	preview deploy smoke
+	preview deploy smoke chromium
 
 # The project's environment: pinned, hashed dependencies from requirements.lock.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -30,8 +30,14 @@ venv: $(BIN)/.installed $(TASKS_VENV)/.installed
 dev: venv
 	$(BIN)/python -m devstack.dev
 
-test: venv lint
+test: venv lint chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's chromium through Playwright (tests/browser/);
+# installed when missing, as `make bench` installs wrk.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; } \
+		|| { sudo apt-get update && sudo apt-get install -y chromium; }
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

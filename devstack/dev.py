@@ -150,6 +150,7 @@ def main() -> int:
         }
         if "query" in stack.processes:
             values["QUERY_URL"] = stack.url("query")
+            values["CONSOLE_URL"] = stack.console_url()
         if "clerk-sync" in stack.processes:
             store_demo_user(stack)
         if "ingest" in stack.processes:
@@ -167,9 +168,13 @@ def main() -> int:
         for key, value in values.items():
             print(f"  {key}={value}")
         inbound = f"Demo source receiver: {demo['url']}\n" if "ingest" in stack.processes else ""
+        console = ""
+        if "query" in stack.processes:
+            console = f"Console (development sign-in as {DEMO_USER_ID}): {stack.console_url()}\n"
         print(
             "\nClerk webhook endpoint: "
             f"{stack.url('clerk-sync')}/webhooks/clerk\n{inbound}"
+            f"{console}"
             f"A session token (one hour): make -s dev-token SUB={DEMO_USER_ID} [ORG=org_y] "
             "[ROLE=admin|member]\n"
             "A Clerk event, signed: make clerk-event TYPE=user.created SUB=user_x\n"

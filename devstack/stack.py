@@ -92,6 +92,9 @@ class LocalStack:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{getattr(self.ports, service.replace('-', '_'))}"
 
+    def console_url(self) -> str:
+        return f"{self.url('query')}/console/"
+
     def key_path(self) -> Path:
         return self.state_dir / "dev-signing-key.pem"
 
@@ -113,7 +116,9 @@ class LocalStack:
             "OIDC_ISSUER": self.issuer.url,
             "OIDC_CERTS_URL": self.issuer.jwks_url,
             "INLET_DEV_SIGNING_KEY": str(self.key_path()),
-            "CORS_ORIGINS": dev_issuer.DEV_AUTHORIZED_PARTY,
+            # The console, served by the query service, calls the ingest API across origins.
+            "CORS_ORIGINS": f"{dev_issuer.DEV_AUTHORIZED_PARTY},{self.url('query')}",
+            "INGEST_API_URL": self.url("ingest"),
             # CLERK_SECRET_KEY and CLERK_API_URL only when given (extra_env): without a key,
             # /v1/me's Clerk fallback is off.
             **self.extra_env,

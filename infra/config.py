@@ -18,6 +18,7 @@ import pulumi
 
 from services.common.config import ConfigError as ServiceConfigError
 from services.common.crypto import Keyring
+from services.query.console import frontend_api
 
 NAMESPACE = "inlet"
 DEFAULT_REGION = "us-central1"
@@ -130,6 +131,7 @@ class StackConfig:
     clerk_issuer: str
     clerk_jwks_url: str | None
     clerk_authorized_parties: str
+    clerk_publishable_key: str | None  # the console's Clerk sign-in (public, not a secret)
     clerk_api_url: str
     cors_origins: str | None
     ingest_public_url: str | None
@@ -201,6 +203,12 @@ def load() -> StackConfig:
         raise InfraConfigError("inlet:clerkIssuer must be an https:// URL")
     parties = _require(inlet, "clerkAuthorizedParties")
     clerk_secret_key = inlet.get("clerkSecretKey") or None
+    publishable_key = inlet.get("clerkPublishableKey") or None
+    if publishable_key:
+        try:
+            frontend_api(publishable_key)  # the query service's own check, before deploying
+        except ServiceConfigError as err:
+            raise InfraConfigError(f"inlet:clerkPublishableKey: {err}") from None
 
     return StackConfig(
         project=project,
@@ -212,6 +220,7 @@ def load() -> StackConfig:
         clerk_issuer=issuer,
         clerk_jwks_url=inlet.get("clerkJwksUrl") or None,
         clerk_authorized_parties=parties,
+        clerk_publishable_key=publishable_key,
         clerk_api_url=inlet.get("clerkApiUrl") or DEFAULT_CLERK_API_URL,
         cors_origins=inlet.get("corsOrigins") or None,
         ingest_public_url=inlet.get("ingestPublicUrl") or None,

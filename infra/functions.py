@@ -51,17 +51,28 @@ def deterministic_url(
     )
 
 
+def _joined(listed: str | None, extra: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A comma-separated list from stack config with one more entry."""
+    return pulumi.Output.concat(f"{listed}," if listed else "", extra)
+
+
 def environments(
     cfg: StackConfig,
     ids: Identities,
     queue: RefreshQueue,
     refresh_url: pulumi.Input[str],
+    console_origin: pulumi.Input[str],
+    ingest_api_url: pulumi.Input[str],
 ) -> dict[str, dict[str, pulumi.Input[str]]]:
-    """Each service's plain environment (README "Configuration"): exactly what its settings read."""
+    """Each service's plain environment (README "Configuration"): exactly what its settings read.
+
+    The console is served by the query service (its origin is ``console_origin``): Clerk gives
+    its session tokens that origin as ``azp``, and it calls the ingest API across origins, so
+    the origin joins the authorized parties and ingest's CORS origins."""
     firestore = {"GOOGLE_CLOUD_PROJECT": cfg.project, "FIRESTORE_DATABASE": cfg.database.name}
     clerk_auth = {
         "CLERK_ISSUER": cfg.clerk_issuer,
-        "CLERK_AUTHORIZED_PARTIES": cfg.clerk_authorized_parties,
+        "CLERK_AUTHORIZED_PARTIES": _joined(cfg.clerk_authorized_parties, console_origin),
         **({"CLERK_JWKS_URL": cfg.clerk_jwks_url} if cfg.clerk_jwks_url else {}),
     }
     tasks = {
@@ -85,10 +96,22 @@ def environments(
             **firestore,
             **clerk_auth,
             **tasks,
-            **cors,
+            "CORS_ORIGINS": _joined(cfg.cors_origins, console_origin),
             **({"INGEST_PUBLIC_URL": cfg.ingest_public_url} if cfg.ingest_public_url else {}),
         },
-        QUERY.key: {**firestore, **clerk_auth, **tasks, **cors, "CLERK_API_URL": cfg.clerk_api_url},
+        QUERY.key: {
+            **firestore,
+            **clerk_auth,
+            **tasks,
+            **cors,
+            "CLERK_API_URL": cfg.clerk_api_url,
+            "INGEST_API_URL": ingest_api_url,
+            **(
+                {"CLERK_PUBLISHABLE_KEY": cfg.clerk_publishable_key}
+                if cfg.clerk_publishable_key
+                else {}
+            ),
+        },
     }
 
 
@@ -113,10 +136,10 @@ def deploy(
     image_repository: gcp.artifactregistry.Repository,
     opts: pulumi.ResourceOptions,
 ) -> dict[str, Deployed]:
-    refresh_url = pulumi.Output.concat(
-        deterministic_url(QUERY, cfg, source_bucket.project_number), "/tasks/refresh"
-    )
-    env = environments(cfg, ids, queue, refresh_url)
+    query_url = deterministic_url(QUERY, cfg, source_bucket.project_number)
+    refresh_url = pulumi.Output.concat(query_url, "/tasks/refresh")
+    ingest_url = deterministic_url(INGEST, cfg, source_bucket.project_number)
+    env = environments(cfg, ids, queue, refresh_url, query_url, ingest_url)
     refs = secret_references(secrets)
     deployed = {}
     for service in SERVICES:

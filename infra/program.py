@@ -51,6 +51,11 @@ def run() -> dict[str, pulumi.Input[str]]:
         "inboundUrlTemplate": pulumi.Output.concat(ingest_url, "/webhooks/inbound/{sourceId}"),
         "ingestApiUrl": ingest_url,
         "queryUrl": deployed[QUERY.key].url,
+        # The console, at the query service's deterministic URL: the origin its CORS and Clerk
+        # settings name (functions.environments).
+        "consoleUrl": pulumi.Output.concat(
+            functions.deterministic_url(QUERY, cfg, bucket.project_number), "/console/"
+        ),
         "queueName": queue.path,
         "tasksAudience": cfg.tasks_audience,
         "firestoreDatabase": firestore.name,

@@ -90,6 +90,8 @@ COMPOSITE_INDEXES = (
     CompositeIndex("sources", (("owner", "ASCENDING"), ("deleted", "ASCENDING"))),
     # GET /v1/blocks?dataSourceId=: the caller's blocks of one source, paged by id.
     CompositeIndex("blocks", (("owner", "ASCENDING"), ("dataSourceId", "ASCENDING"))),
+    # GET /v1/blocks' ETag: the caller's most recently written block (blocks.version).
+    CompositeIndex("blocks", (("owner", "ASCENDING"), ("refreshedAt", "DESCENDING"))),
     # The sweep: deleted sources not purged yet, deleted over a minute ago.
     CompositeIndex(
         "sources",

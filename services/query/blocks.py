@@ -70,16 +70,46 @@ def validate(body: dict[str, Any]) -> Binding:
                 catalog.parse(body["binding"]["queryConfig"])
             except BadRequest as err:
                 message = f"invalid block at binding/queryConfig: {err.message}"
-                raise BadRequest(message, code=err.code) from None
+                pointer = _query_pointer(err.message)
+                raise BadRequest(message, code=err.code, details={"pointer": pointer}) from None
         where = "/".join(str(p)[:40] for p in first.absolute_path) or "(body)"
         message = first.message if len(first.message) <= 200 else first.message[:200] + "…"
-        raise BadRequest(f"invalid block at {where}: {message}", code="invalid_block")
+        raise BadRequest(
+            f"invalid block at {where}: {message}",
+            code="invalid_block",
+            details={"pointer": _pointer(first.absolute_path)},
+        )
     binding = body["binding"]
-    return Binding(
-        binding["dataSourceId"],
-        catalog.parse(binding["queryConfig"]),
-        projection.parse(binding["projection"]),
-    )
+    try:
+        query = catalog.parse(binding["queryConfig"])
+    except BadRequest as err:
+        err.details.setdefault("pointer", _query_pointer(err.message))
+        raise
+    try:
+        shape = projection.parse(binding["projection"])
+    except BadRequest as err:
+        err.details.setdefault("pointer", "/binding/projection")
+        raise
+    return Binding(binding["dataSourceId"], query, shape)
+
+
+_QUERY_PARAMS = ("window", "bucket", "op", "field", "limit", "order", "sortBy")
+
+
+def _pointer(path) -> str:
+    """A JSON Pointer (RFC 6901) to the part of the block a refusal names, for a form to show
+    the error beside its field."""
+    return "".join("/" + str(p)[:40].replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _query_pointer(message: str) -> str:
+    """Where in the query a catalogue refusal points: its messages start with the name."""
+    if "needs a field" in message:
+        return "/binding/queryConfig/params/field"
+    first = message.split(" ", 1)[0].rstrip(":")  # a bad path's message is "field: …"
+    if first in _QUERY_PARAMS:
+        return f"/binding/queryConfig/params/{first}"
+    return "/binding/queryConfig/type" if first == "type" else "/binding/queryConfig"
 
 
 def doc_ref(owner: str, block_id: str):
@@ -192,8 +222,13 @@ def put(
     and schedules the follow-ups that keep a windowed value true on a quiet source."""
     check_id(block_id)
     binding = validate(body)
-    source_store.owned(principal, binding.source_id)  # someone else's source: 404
-    if isinstance(binding.query, catalog.Aggregate) and binding.query.field is not None:
+    try:
+        source_store.owned(principal, binding.source_id)  # someone else's source: 404
+    except NotFound as err:
+        err.details.setdefault("pointer", "/binding/dataSourceId")
+        raise
+    folded = (catalog.Aggregate, catalog.Series)
+    if isinstance(binding.query, folded) and binding.query.field is not None:
         queries.roll_up(binding.source_id, binding.query.field, now)
     ref = doc_ref(principal.owner, block_id)
     existing = ref.get(retry=store.retry())
@@ -265,3 +300,22 @@ def list_owned(
     page = snaps[:limit]
     next_cursor = page[-1].id if len(snaps) > limit else None
     return [view(s.to_dict()) for s in page], next_cursor
+
+
+def version(caller: Principal) -> str:
+    """An ETag for the caller's first page of blocks (``GET /v1/blocks`` without a filter):
+    how many blocks the tenant has and when the newest write to one was (a write, a refresh,
+    a deletion changes one or the other). Two reads whatever the number of blocks: the
+    console polls with it and reads the page only when it changed (README "Console")."""
+    from google.cloud import firestore
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    owned = store.client().collection(BLOCKS).where(filter=FieldFilter("owner", "==", caller.owner))
+    counted = owned.count().get(retry=store.retry())
+    total = int(counted[0][0].value) if counted else 0
+    newest = owned.order_by("refreshedAt", direction=firestore.Query.DESCENDING).limit(1)
+    latest = ""
+    for snap in newest.select(["refreshedAt"]).stream(retry=store.retry()):
+        latest = f"{snap.id}:{snap.get('refreshedAt').isoformat()}"
+    digest = hashlib.sha256(f"{caller.owner}\n{total}\n{latest}".encode()).hexdigest()[:32]
+    return f'W/"{digest}"'

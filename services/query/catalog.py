@@ -15,7 +15,11 @@ from services.query import paths
 WINDOWS = {"15m": 15 * 60, "1h": 3600, "24h": 24 * 3600, "7d": 7 * 24 * 3600}
 OPS = ("sum", "count", "avg")
 ORDERS = ("desc", "asc")
-TYPES = ("webhook.latest", "webhook.aggregate", "webhook.list")
+TYPES = ("webhook.latest", "webhook.aggregate", "webhook.list", "webhook.series")
+BUCKETS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+# Points of one series at most: 24h of minutes (a 7d window takes 1h or 1d buckets). Bounds
+# what one chart reads (module rollup_store, ``read_series``).
+MAX_POINTS = 1441
 MAX_LIST = 100
 DEFAULT_LIST = 10
 
@@ -45,7 +49,26 @@ class Listing:
     type = "webhook.list"
 
 
-Query = Latest | Aggregate | Listing
+@dataclass(frozen=True)
+class Series:
+    """Aggregates of consecutive buckets of a window: each point folds one bucket."""
+
+    window: str
+    bucket: str
+    op: str
+    field: paths.Path | None = None
+    type = "webhook.series"
+
+    @property
+    def window_s(self) -> int:
+        return WINDOWS[self.window]
+
+    @property
+    def bucket_s(self) -> int:
+        return BUCKETS[self.bucket]
+
+
+Query = Latest | Aggregate | Listing | Series
 
 
 def _one_of(name: str, value: Any, allowed: tuple[str, ...] | dict) -> str:
@@ -63,6 +86,18 @@ def _only(params: dict[str, Any], allowed: tuple[str, ...], type_: str) -> None:
             f"allowed: {names}",
             code="bad_query",
         )
+
+
+def _folded(params: dict[str, Any]) -> tuple[str, str, paths.Path | None]:
+    """The window, op and field of an aggregate or a series."""
+    window = _one_of("window", params.get("window"), WINDOWS)
+    op = _one_of("op", params.get("op"), OPS)
+    field = None
+    if params.get("field") is not None:
+        field = paths.parse(params["field"], "field")
+    if field is None and op != "count":
+        raise BadRequest(f"op {op} needs a field (a path into the body)", code="bad_query")
+    return window, op, field
 
 
 def parse(config: Any) -> Query:
@@ -83,14 +118,19 @@ def parse(config: Any) -> Query:
         return Latest()
     if type_ == "webhook.aggregate":
         _only(params, ("window", "field", "op"), type_)
-        window = _one_of("window", params.get("window"), WINDOWS)
-        op = _one_of("op", params.get("op"), OPS)
-        field = None
-        if params.get("field") is not None:
-            field = paths.parse(params["field"], "field")
-        if field is None and op != "count":
-            raise BadRequest(f"op {op} needs a field (a path into the body)", code="bad_query")
+        window, op, field = _folded(params)
         return Aggregate(window=window, op=op, field=field)
+    if type_ == "webhook.series":
+        _only(params, ("window", "bucket", "field", "op"), type_)
+        window, op, field = _folded(params)
+        bucket = _one_of("bucket", params.get("bucket"), BUCKETS)
+        if -(-WINDOWS[window] // BUCKETS[bucket]) + 1 > MAX_POINTS:
+            raise BadRequest(
+                f"bucket {bucket} gives a {window} window more than {MAX_POINTS} points; "
+                "use a larger bucket (7d: 1h or 1d)",
+                code="bad_query",
+            )
+        return Series(window=window, bucket=bucket, op=op, field=field)
     _only(params, ("limit", "sortBy", "order"), type_)
     limit = params.get("limit", DEFAULT_LIST)
     if isinstance(limit, float) and limit.is_integer():

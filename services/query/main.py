@@ -17,7 +17,8 @@ from services.common.config import (
 )
 from services.common.errors import BadRequest, Forbidden
 from services.common.http import App, json_body, json_response, page_limit, route
-from services.query import blocks, catalog, queries, refresh, rollup_store, users
+from services.query import blocks, catalog, console, queries, refresh, rollup_store, users
+from services.query.console import ConsoleSettings
 from services.query.users import UsersSettings
 
 
@@ -27,6 +28,7 @@ class Settings:
     clerk: ClerkAuthSettings
     tasks: TaskSettings
     users: UsersSettings
+    console: ConsoleSettings
     cors_origins: tuple[str, ...]
 
     @classmethod
@@ -37,6 +39,7 @@ class Settings:
             clerk=ClerkAuthSettings.from_env(env),
             tasks=TaskSettings.from_env(env),
             users=UsersSettings.from_env(env),
+            console=ConsoleSettings.from_env(env),
             cors_origins=env.list("CORS_ORIGINS"),
         )
 
@@ -106,8 +109,55 @@ def list_blocks(request: Request) -> Response:
     source_id = request.args.get("dataSourceId")
     if source_id is not None and not source_store.is_source_id(source_id):
         raise BadRequest("dataSourceId must be a source id (src_ and 20 hex digits)")
-    items, cursor = blocks.list_owned(principal, source_id, request.args.get("cursor"), limit)
-    return json_response(200, {"items": items, "nextCursor": cursor})
+    cursor = request.args.get("cursor")
+    etag = None
+    if isinstance(principal, auth.Principal) and source_id is None and cursor is None:
+        # The console polls this page: an unchanged one is a 304 for two reads (README "Console").
+        etag = blocks.version(principal)
+        if _matches(request, etag):
+            return Response(status=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
+    items, next_cursor = blocks.list_owned(principal, source_id, cursor, limit)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"} if etag else None
+    return json_response(200, {"items": items, "nextCursor": next_cursor}, headers)
+
+
+def _matches(request: Request, etag: str) -> bool:
+    """If-None-Match names ``etag`` (weak comparison, RFC 9110 section 13.1.2)."""
+    from werkzeug.http import unquote_etag
+
+    return request.if_none_match.contains_weak(unquote_etag(etag)[0])
+
+
+ASSETS = console.load_assets()
+
+
+def console_file(request: Request, asset: str = "index.html") -> Response:
+    found = console.asset(ASSETS, asset)
+    headers = console.headers(settings.console, found)
+    if _matches(request, found.etag):
+        return Response(status=304, headers=headers)
+    return Response(found.body, status=200, headers=headers)
+
+
+def console_config(request: Request) -> Response:
+    headers = {"Cache-Control": "no-cache"}
+    return json_response(200, console.page_config(settings.console), headers)
+
+
+def dev_session(request: Request) -> Response:
+    token = console.dev_session(
+        settings.console,
+        json_body(request),
+        settings.clerk.issuer,
+        settings.clerk.authorized_parties[0],
+    )
+    return json_response(200, token, {"Cache-Control": "no-store"})
+
+
+# Locally only: the development sign-in (module console).
+DEV_ROUTES = (
+    [route("POST", "/console/dev-session", dev_session)] if settings.console.dev_sign_in else []
+)
 
 
 def run_refresh(request: Request) -> Response:
@@ -147,6 +197,10 @@ app = App(
         route("PUT", "/v1/blocks/{block_id}", put_block, browser=True),
         route("DELETE", "/v1/blocks/{block_id}", delete_block, browser=True),
         route("GET", "/v1/me", me, browser=True),
+        route("GET", "/console", console_file),
+        route("GET", "/console/config.json", console_config),
+        *DEV_ROUTES,
+        route("GET", "/console/{asset}", console_file),
         route("GET", "/v1/users", list_users),
         route("GET", "/v1/users/{user_id}", get_user),
         route(

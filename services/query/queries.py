@@ -38,6 +38,8 @@ def run(
         return latest(source_id)
     if isinstance(query, catalog.Aggregate):
         return aggregate(source_id, query, now, on_new_field)
+    if isinstance(query, catalog.Series):
+        return series(source_id, query, now, on_new_field)
     return listing(source_id, query)
 
 
@@ -88,26 +90,86 @@ def aggregate(
     One moment: the state, the buckets and the unfolded events are read at the state's
     ``read_time``, so a fold committing between the reads is seen either wholly or not at all.
     At most ``MAX_SCAN`` events are read directly."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
+    start = rollups.window_start(now, query.window_s)
+    state, entry = _field_state(source_id, query.field, now, on_new_field)
+    totals = rollups.Totals()
+    if entry is not None and entry.cursor is not None:
+        totals.merge(
+            rollup_store.read_window(
+                source_id, entry.tag, int(start.timestamp()), entry.cursor, state.read_time
+            )
+        )
+    for _, value in _unfolded(source_id, query.field, start, entry, state.read_time):
+        totals.add(value)
+    return rollups.result(query.op, query.window, totals)
 
+
+def series(
+    source_id: str,
+    query: catalog.Series,
+    now: dt.datetime,
+    on_new_field: Callable[[], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``[{t, value, count}]`` oldest first: each point the aggregate of its bucket's values
+    within the window (the first point's bucket counts from the window's start on, as the
+    aggregate does, so the points' counts add up to the aggregate's).
+
+    Read like ``aggregate``, at one ``read_time``: the state, then the field's buckets up to its
+    cursor (``rollup_store.read_series``), then the events after the cursor."""
     start = rollups.window_start(now, query.window_s)
     start_s = int(start.timestamp())
-    key = rollups.ALL_EVENTS if query.field is None else paths.key(query.field)
+    state, entry = _field_state(source_id, query.field, now, on_new_field)
+    totals: dict[int, rollups.Totals] = {}
+    if entry is not None and entry.cursor is not None:
+        totals = rollup_store.read_series(
+            source_id, entry.tag, start_s, query.bucket_s, entry.cursor, state.read_time
+        )
+    for at_s, value in _unfolded(source_id, query.field, start, entry, state.read_time):
+        slot = int(at_s // query.bucket_s) * query.bucket_s
+        totals.setdefault(slot, rollups.Totals()).add(value)
+    until = max([now.timestamp(), *totals])  # an event stamped after ``now`` by a skewed clock
+    return [
+        rollups.point(query.op, t, totals.get(t, rollups.Totals()))
+        for t in rollups.point_starts(start_s, until, query.bucket_s)
+    ]
+
+
+def _field_state(
+    source_id: str,
+    field: paths.Path | None,
+    now: dt.datetime,
+    on_new_field: Callable[[], None] | None,
+) -> tuple[rollup_store.State, rollup_store.FieldState | None]:
+    """The rollup state (its ``read_time`` is the answer's moment) and the field's entry, None
+    when nothing of it is rolled up yet. A field not rolled up is registered, so the next
+    refresh folds it; a rolled-up one is marked as asked for (retirement)."""
+    key = rollups.ALL_EVENTS if field is None else paths.key(field)
     state = rollup_store.State.read(source_id)
-    read_time = state.read_time
     entry = None if state.stale else state.fields.get(key)
-    if entry is None and query.field is not None and not state.stale:
+    if entry is None and field is not None and not state.stale:
         # Before the scan, so the next refresh folds the field even if this scan runs out of
         # time on a long history.
-        if roll_up(source_id, query.field, now, state) and on_new_field is not None:
+        if roll_up(source_id, field, now, state) and on_new_field is not None:
             on_new_field()
-    elif entry is not None and query.field is not None:
+    elif entry is not None and field is not None:
         rollup_store.touch(source_id, key, state, now)
+    return state, entry
+
+
+def _unfolded(
+    source_id: str,
+    field: paths.Path | None,
+    start: dt.datetime,
+    entry: rollup_store.FieldState | None,
+    read_time,
+):
+    """(receive time in Unix seconds, value) of the window's events after the field's cursor,
+    as of ``read_time``, for those that count. At most ``MAX_SCAN`` are read; past it a 503 to
+    retry once the refresh has folded them."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
     cursor = entry.cursor if entry else None
-    totals = rollups.Totals()
     events = _events(source_id)
-    if cursor is not None:
-        totals.merge(rollup_store.read_window(source_id, entry.tag, start_s, cursor, read_time))
     if cursor is not None and cursor.at >= start:
         loose = events.order_by("receivedAt").order_by("__name__")
         loose = loose.start_after({"receivedAt": cursor.at, "__name__": events.document(cursor.id)})
@@ -117,7 +179,7 @@ def aggregate(
             .order_by("receivedAt")
             .order_by("__name__")
         )
-    fields = ["receivedAt"] if query.field is None else ["receivedAt", "body"]
+    fields = ["receivedAt"] if field is None else ["receivedAt", "body"]
     scan = loose.select(fields).limit(MAX_SCAN + 1)
     for scanned, doc in enumerate(scan.stream(retry=store.retry(), read_time=read_time), 1):
         if scanned > MAX_SCAN:
@@ -127,11 +189,10 @@ def aggregate(
                 code="rollup_catching_up",
                 headers={"Retry-After": "10"},
             )
-        body = None if query.field is None else bodies.for_values(doc.get("body"))
-        value = rollups.value_of(body, query.field)
+        body = None if field is None else bodies.for_values(doc.get("body"))
+        value = rollups.value_of(body, field)
         if value is not None:
-            totals.add(value)
-    return rollups.result(query.op, query.window, totals)
+            yield doc.get("receivedAt").timestamp(), value
 
 
 def roll_up(

@@ -146,7 +146,8 @@ def next_refresh(
     newest = statistics.newest
     due = []
     leaving = []
-    for window_s in {q.window_s for q in ran if isinstance(q, catalog.Aggregate)}:
+    windowed = (catalog.Aggregate, catalog.Series)  # a series' points change as events leave
+    for window_s in {q.window_s for q in ran if isinstance(q, windowed)}:
         oldest = queries.oldest_in_window(source_id, window_s, now)
         if oldest is not None:
             leaves = rollups.bucket(oldest.timestamp(), rollups.MINUTE) + 60 + window_s

@@ -488,3 +488,36 @@ def progress(source_id: str) -> dict[str, Any]:
         ],
         "orphansLeft": len(state.orphans),
     }
+
+
+def read_series(
+    source_id: str, tag: str, start_s: int, bucket_s: int, cursor: Cursor, read_time
+) -> dict[int, rollups.Totals]:
+    """The folded totals of a field from ``start_s`` on, per point of ``bucket_s`` seconds, as
+    of ``read_time``.
+
+    One range query per granularity of ``rollups.series_spans`` over bucket ids
+    (``{tag}-{g}-{start}``): a bucket's start has ten digits from 2001 to 2286, so the ids'
+    order is time order, and a range costs one read per stored bucket in it (empty minutes cost
+    nothing): at most 1,441 for the largest series a query may ask (``catalog.MAX_POINTS``)."""
+    totals: dict[int, rollups.Totals] = {}
+    until = cursor.at.timestamp()
+    for span in rollups.series_spans(start_s, bucket_s):
+        size = rollups.SECONDS[span.granularity]
+        high = rollups.bucket(until, span.granularity) + size
+        if span.high is not None:
+            high = min(high, span.high)
+        if span.low >= high:
+            continue
+        buckets = _rollups(source_id)
+        query = (
+            buckets.order_by("__name__")
+            .start_at({"__name__": buckets.document(bucket_id(tag, span.granularity, span.low))})
+            .end_before({"__name__": buckets.document(bucket_id(tag, span.granularity, high))})
+            .select(["t", "s", "c"])
+        )
+        for snap in query.stream(retry=store.retry(), read_time=read_time):
+            at = int(snap.get("t"))
+            found = rollups.Totals(coercion.decode(snap.get("s")), int(snap.get("c")))
+            totals.setdefault(at // bucket_s * bucket_s, rollups.Totals()).merge(found)
+    return totals

@@ -94,6 +94,28 @@ def buckets_from(start_s: int, until_s: float) -> list[tuple[str, int]]:
     return found
 
 
+def series_spans(start_s: int, bucket_s: int) -> list[Span]:
+    """The stored buckets that tile ``[start_s, ∞)`` without crossing a point of a series in
+    ``bucket_s`` buckets: a bucket no larger than the point, so each lies inside one point.
+
+    ``1m`` and ``5m`` points read minute buckets; ``1h`` points minute buckets up to the first
+    hour boundary, then hour buckets; ``1d`` points the window plan (minutes, hours, days)."""
+    if bucket_s < SECONDS[HOUR]:
+        return [Span(MINUTE, start_s, None)]
+    spans = plan(start_s)
+    if bucket_s >= SECONDS[DAY]:
+        return spans
+    hour = -(-start_s // 3600) * 3600
+    return [*(s for s in spans if s.granularity == MINUTE), Span(HOUR, hour, None)]
+
+
+def point_starts(start_s: int, now_s: float, bucket_s: int) -> list[int]:
+    """Every point of a series, oldest first: the bucket holding the window's start up to the
+    bucket holding now. Buckets are aligned on Unix time (UTC days)."""
+    first = start_s // bucket_s * bucket_s
+    return list(range(first, int(now_s // bucket_s) * bucket_s + 1, bucket_s))
+
+
 def value_of(body: Any, path: paths.Path | None) -> Fraction | None:
     """What one event contributes to a field's rollup (None: it does not count)."""
     if path is None:
@@ -119,6 +141,14 @@ def deltas(
                 slot = (key, granularity, bucket(at_s, granularity))
                 changes.setdefault(slot, Totals()).add(value, sign)
     return changes
+
+
+def point(op: str, t: int, totals: Totals) -> dict[str, Any]:
+    """One ``webhook.series`` point: ``t`` the bucket's start, value and count as an aggregate
+    of that bucket's values would give them."""
+    folded = result(op, "", totals)
+    at = dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
+    return {"t": at, "value": folded["value"], "count": folded["count"]}
 
 
 def result(op: str, window: str, totals: Totals) -> dict[str, Any]:

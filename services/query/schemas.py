@@ -32,38 +32,55 @@ def _query(type_: str, params: dict[str, Any], *, params_required: bool = False)
     }
 
 
-# One shape per query type, as ``catalog.parse`` reads them: ``count`` alone needs no field.
+BUCKET = {"enum": ["1m", "5m", "1h", "1d"]}
+
+
+def _folded(extra: dict[str, Any]) -> dict[str, Any]:
+    """The params of an aggregate (``extra`` adds a series' bucket): ``count`` alone needs no
+    field."""
+    names = ["window", *extra]
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [*names, "op"],
+                "properties": {
+                    "window": WINDOW,
+                    **extra,
+                    "op": {"const": "count"},
+                    "field": OPTIONAL_PATH,
+                },
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [*names, "op", "field"],
+                "properties": {
+                    "window": WINDOW,
+                    **extra,
+                    "op": {"enum": ["sum", "avg"]},
+                    "field": PATH,
+                },
+            },
+        ]
+    }
+
+
+# A series has at most catalog.MAX_POINTS points: a 7d window takes 1h or 1d buckets.
+_SERIES = {
+    **_folded({"bucket": BUCKET}),
+    "not": {
+        "required": ["window", "bucket"],
+        "properties": {"window": {"const": "7d"}, "bucket": {"enum": ["1m", "5m"]}},
+    },
+}
+
+# One shape per query type, as ``catalog.parse`` reads them.
 QUERY_CONFIG = {
     "oneOf": [
         _query("webhook.latest", {"type": ["object", "null"], "maxProperties": 0}),
-        _query(
-            "webhook.aggregate",
-            {
-                "oneOf": [
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["window", "op"],
-                        "properties": {
-                            "window": WINDOW,
-                            "op": {"const": "count"},
-                            "field": OPTIONAL_PATH,
-                        },
-                    },
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["window", "op", "field"],
-                        "properties": {
-                            "window": WINDOW,
-                            "op": {"enum": ["sum", "avg"]},
-                            "field": PATH,
-                        },
-                    },
-                ]
-            },
-            params_required=True,
-        ),
+        _query("webhook.aggregate", _folded({}), params_required=True),
         _query(
             "webhook.list",
             {
@@ -76,6 +93,7 @@ QUERY_CONFIG = {
                 },
             },
         ),
+        _query("webhook.series", _SERIES, params_required=True),
     ]
 }
 

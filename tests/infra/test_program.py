@@ -266,19 +266,23 @@ def test_each_function_gets_exactly_the_environment_its_settings_read(deployment
         # Cloud Scheduler's 30-minute attempt, less the room the run keeps to finish and answer.
         "RECONCILE_BUDGET_S": "1500",
     }
+    console = f"https://{query}-{PROJECT_NUMBER}.{REGION}.run.app"  # the console's origin
     clerk = {
         "CLERK_ISSUER": "https://clerk.example.com",
-        "CLERK_AUTHORIZED_PARTIES": "https://app.example.com",
+        "CLERK_AUTHORIZED_PARTIES": f"https://app.example.com,{console}",
     }
     cors = {"CORS_ORIGINS": "https://app.example.com"}
-    assert env(deployment, "ingest") == {**base, **clerk, **tasks, **cors}
+    ingest_cors = {"CORS_ORIGINS": f"https://app.example.com,{console}"}
+    assert env(deployment, "ingest") == {**base, **clerk, **tasks, **ingest_cors}
     assert env(deployment, "query") == {
         **base,
         **clerk,
         **tasks,
         **cors,
         "CLERK_API_URL": "https://api.clerk.com",
+        "INGEST_API_URL": f"https://{named('inlet-ingest')}-{PROJECT_NUMBER}.{REGION}.run.app",
     }
+    assert deployment.exports["consoleUrl"] == f"{console}/console/"
     # The services' settings accept them as they are (their own start-up checks), and
     # clerk-sync checks /tasks/reconcile's tokens with the same settings as the sweep's.
     reconcile = ReconcileSettings.from_env(
@@ -297,6 +301,21 @@ def test_each_function_gets_exactly_the_environment_its_settings_read(deployment
         assert TaskSettings.from_env(values).queue == deployment.exports["queueName"]
 
 
+PUBLISHABLE_KEY = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"  # clerk.example.com$
+
+
+def test_the_development_sign_in_is_never_deployed(deployment):
+    for key in FUNCTIONS:
+        assert "INLET_DEV_SIGNING_KEY" not in env(deployment, key)
+        assert "FIRESTORE_EMULATOR_HOST" not in env(deployment, key)
+
+
+def test_a_malformed_publishable_key_stops_the_deploy():
+    config = {**harness.BASE_CONFIG, "inlet:clerkPublishableKey": "pk_live_nope"}
+    with pytest.raises(infra_config.InfraConfigError, match="inlet:clerkPublishableKey"):
+        harness.deploy(config)
+
+
 def test_optional_settings_reach_the_services_that_read_them():
     config = {
         **harness.BASE_CONFIG,
@@ -305,8 +324,11 @@ def test_optional_settings_reach_the_services_that_read_them():
         "inlet:clerkApiUrl": "https://clerk-api.example.com",
         "inlet:firestoreDatabase": "inlet",
         "inlet:tasksAudience": "inlet-refresh",
+        "inlet:clerkPublishableKey": PUBLISHABLE_KEY,
     }
     deployment = harness.deploy(config)
+    assert env(deployment, "query")["CLERK_PUBLISHABLE_KEY"] == PUBLISHABLE_KEY
+    assert "CLERK_PUBLISHABLE_KEY" not in env(deployment, "ingest")
     assert env(deployment, "ingest")["INGEST_PUBLIC_URL"] == "https://events.example.com"
     assert "INGEST_PUBLIC_URL" not in env(deployment, "query")
     for key in ("clerkSync", "query"):

@@ -70,6 +70,21 @@ def expected(bodies: list[bytes], op: str, path: tuple[str, ...]) -> dict:
     return oracle.fold(values, op)
 
 
+def check_every_series(dashboard, source_id: str, stored: list[tuple[float, bytes]]) -> None:
+    """Each point of a series equals the oracle's fold of the bodies received in its bucket."""
+    for window, bucket, size in (("1h", "1m", 60), ("24h", "1h", 3600), ("7d", "1d", 86400)):
+        for field, path in PATHS.items():
+            for op in OPS:
+                params = {"window": window, "bucket": bucket, "field": field, "op": op}
+                answer = dashboard.query(source_id, {"type": "webhook.series", "params": params})
+                assert answer.status_code == 200, (params, answer.text)
+                for point in oracle.answer_value(answer.text)["result"]:
+                    t = dt.datetime.fromisoformat(point["t"]).timestamp()
+                    inside = [body for at, body in stored if t <= at < t + size]
+                    want = expected(inside, op, path)
+                    assert (point["value"], point["count"]) == (want["value"], want["count"])
+
+
 def check_every_answer(dashboard, source_id: str, stored: list[bytes]) -> None:
     for window in WINDOWS:
         answer = dashboard.query(
@@ -112,8 +127,14 @@ def test_hostile_values_never_make_a_5xx_and_every_aggregate_equals_the_oracle(
             stored.append(body)
     check_every_answer(dashboard, source["id"], stored)  # read directly
     events = db.collection("sources").document(source["id"]).collection("events")
+    check_every_series(dashboard, source["id"], received(events))
     for doc in events.stream():  # settled, so the refresh folds them
         doc.reference.update({"receivedAt": doc.get("receivedAt") - dt.timedelta(minutes=2)})
     answer = run_refresh(clean, source["id"])
     assert answer.status_code == 200, answer.text
     check_every_answer(dashboard, source["id"], stored)  # through the rollups
+    check_every_series(dashboard, source["id"], received(events))
+
+
+def received(events) -> list[tuple[float, bytes]]:
+    return [(doc.get("receivedAt").timestamp(), doc.get("body")) for doc in events.stream()]

@@ -160,6 +160,11 @@ def test_query_answers_conform(clean, dashboard, source):
         {"type": "webhook.latest"},
         {"type": "webhook.aggregate", "params": {"window": "1h", "op": "count"}},
         {"type": "webhook.list", "params": {"limit": 5, "sortBy": "errors"}},
+        {"type": "webhook.series", "params": {"window": "1h", "bucket": "5m", "op": "count"}},
+        {
+            "type": "webhook.series",
+            "params": {"window": "7d", "bucket": "1d", "field": "n", "op": "avg"},
+        },
     ):
         assert conforms(dashboard.query(source["id"], body), "POST", path).status_code == 200
     assert conforms(dashboard.query(source["id"], {"type": "x"}), "POST", path).status_code == 400

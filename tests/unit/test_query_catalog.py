@@ -18,10 +18,30 @@ def test_each_type_parses_with_its_defaults():
     assert aggregate.window_s == 3600
 
 
+def test_a_series_takes_an_aggregates_params_and_a_bucket():
+    params = {"window": "24h", "bucket": "1m", "field": "amount", "op": "sum"}
+    series = catalog.parse({"type": "webhook.series", "params": params})
+    assert series == catalog.Series("24h", "1m", "sum", ("amount",))
+    assert (series.window_s, series.bucket_s) == (86400, 60)
+    for window in catalog.WINDOWS:
+        for bucket in ("1h", "1d"):
+            params = {"window": window, "bucket": bucket, "op": "count"}
+            assert catalog.parse({"type": "webhook.series", "params": params}).bucket == bucket
+
+
 @pytest.mark.parametrize(
     ("config", "named"),
     [
         ({"type": "webhook.nope"}, "webhook.latest, webhook.aggregate, webhook.list"),
+        ({"type": "webhook.series", "params": {"window": "1h", "op": "count"}}, "1m, 5m, 1h, 1d"),
+        (
+            {"type": "webhook.series", "params": {"window": "7d", "bucket": "5m", "op": "count"}},
+            "7d: 1h or 1d",
+        ),
+        (
+            {"type": "webhook.series", "params": {"window": "1h", "bucket": "1m", "op": "avg"}},
+            "needs a field",
+        ),
         ({"type": "webhook.aggregate", "params": {"window": "2h", "op": "count"}}, "15m, 1h"),
         ({"type": "webhook.aggregate", "params": {"window": "1h", "op": "max"}}, "sum, count"),
         ({"type": "webhook.aggregate", "params": {"window": "1h", "op": "sum"}}, "needs a field"),

@@ -69,3 +69,30 @@ def test_buckets_by_id_are_the_plans_buckets_up_to_the_cursor(start, ahead):
     for at in (start, until, (start + until) / 2):
         holders = [(g, b) for g, b in slots if b <= at < b + rollups.SECONDS[g]]
         assert len(holders) == 1, (at, holders)
+
+
+@given(
+    st.integers(min_value=10**9 // 60, max_value=10**7 * 6).map(lambda m: m * 60),
+    st.sampled_from([60, 300, 3600, 86400]),
+)
+def test_series_spans_tile_the_window_with_buckets_inside_one_point_each(start, bucket_s):
+    spans = rollups.series_spans(start, bucket_s)
+    assert spans[0].low == start and spans[-1].high is None
+    for before, after in itertools.pairwise(spans):
+        assert before.high == after.low
+    for span in spans:
+        size = rollups.SECONDS[span.granularity]
+        assert size <= bucket_s and bucket_s % size == 0 and span.low % size == 0
+
+
+def test_series_points_run_from_the_bucket_holding_the_start_to_the_one_holding_now():
+    start = int(dt.datetime(2026, 1, 8, 11, 30, tzinfo=dt.UTC).timestamp())
+    now = start + 3600 + 45
+    hours = rollups.point_starts(start, now, 3600)
+    assert [dt.datetime.fromtimestamp(t, dt.UTC).hour for t in hours] == [11, 12]
+    assert len(rollups.point_starts(start, now, 60)) == 61
+    assert rollups.point("avg", start, rollups.Totals()) == {
+        "t": "2026-01-08T11:30:00Z",
+        "value": None,
+        "count": 0,
+    }
