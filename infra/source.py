@@ -1,6 +1,7 @@
 """The source the three functions are built from: one zip, named after a hash of its content.
 
-What goes in (docs/deploy.md, "Which deploy path"): only the ``services`` package, a root
+What goes in (docs/deploy.md, "Which deploy path"): only the ``services`` package (its Python
+modules, and the console's static files the query service serves), a root
 ``main.py`` that exposes the three targets lazily (``infra/entry.py``), and a
 ``requirements.txt`` holding the runtime dependencies alone, pinned with hashes from
 ``requirements.lock``. The object's name carries the zip's SHA-256, so any change to what the
@@ -24,6 +25,9 @@ import pulumi_gcp as gcp
 from infra.config import StackConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+# Files besides Python modules that a service reads at run time: the console's page, modules
+# and stylesheet (the query service loads them when it starts).
+STATIC = ("services/query/console",)
 BUILD_DIR = Path(".inlet") / "build"  # under the repository root; ignored by git
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip entries carry no real mtime: same files, same bytes
 _VIA_ROOT = "inlet (pyproject.toml)"
@@ -41,9 +45,12 @@ class SourceBundle:
 
 def bundle(root: Path = ROOT) -> SourceBundle:
     """The deterministic zip of everything the services run, built from ``root``."""
+    found = list((root / "services").rglob("*.py"))
+    for folder in STATIC:
+        found += [path for path in (root / folder).rglob("*") if path.is_file()]
     files: dict[str, bytes] = {
         path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted((root / "services").rglob("*.py"))
+        for path in sorted(found)
         if "__pycache__" not in path.parts
     }
     files["main.py"] = (root / "infra" / "entry.py").read_bytes()

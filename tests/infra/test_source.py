@@ -96,7 +96,14 @@ def test_the_zip_holds_only_the_services_the_entry_module_and_runtime_requiremen
     names = names_in(source.bundle())
     assert "main.py" in names and "requirements.txt" in names
     others = set(names) - {"main.py", "requirements.txt"}
-    assert others and all(n.startswith("services/") and n.endswith(".py") for n in others)
+    static = {n for n in others if n.startswith("services/query/console/")}
+    assert others and all(n.startswith("services/") and n.endswith(".py") for n in others - static)
+    # The console's page, modules and stylesheet, which the query service loads at start.
+    console = ROOT / "services" / "query" / "console"
+    assert (
+        static == {p.relative_to(ROOT).as_posix() for p in console.rglob("*") if p.is_file()}
+        and "services/query/console/index.html" in static
+    )
     assert not any(
         "__pycache__" in n or n.startswith(("tests/", "devstack/", "infra/")) for n in names
     )
