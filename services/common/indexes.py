@@ -37,6 +37,7 @@ TTL_POLICIES = (
     TtlPolicy("audit", "expireAt"),  # one year
     TtlPolicy("refresh_pending", "expireAt"),  # one day: the sweep gives up after that
     TtlPolicy("rate_leases", "expireAt"),  # one hour: a second's rate-limit budget
+    TtlPolicy("quarantine", "expireAt"),  # 7 days: events refused by the schema, for replay
 )
 
 INDEX_EXEMPTIONS = (
@@ -47,6 +48,8 @@ INDEX_EXEMPTIONS = (
         IndexExemption("events", field)
         for field in ("idempotencyKey", "signedAt", "size", "keyId", "scheme")
     ),
+    # Only on replayed events (ingest/replay.py): when the event first arrived.
+    IndexExemption("events", "originallyReceivedAt"),
     IndexExemption("idempotency", "eventId"),
     IndexExemption("idempotency", "bodySha256"),
     # Refresh markers: fields that increase across all sources, and fields no query filters on
@@ -75,6 +78,23 @@ INDEX_EXEMPTIONS = (
     ),
     # A second's rate-limit budget (ingest/limits.py): read by id, through its own write.
     IndexExemption("rate_leases", "leased"),
+    # The quarantine (ingest/quarantine.py): listed and trimmed by receivedAt only.
+    *(
+        IndexExemption("quarantine", field)
+        for field in (
+            "signedAt",
+            "idempotencyKey",
+            "scheme",
+            "keyId",
+            "size",
+            "body",
+            "code",
+            "message",
+            "pointer",
+            "keyword",
+        )
+    ),
+    *(IndexExemption("quarantine_state", field) for field in ("dropped", "droppedAt")),
     *(IndexExemption(p.collection_group, p.field) for p in TTL_POLICIES),
 )
 

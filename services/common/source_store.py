@@ -34,12 +34,25 @@ AUDIT = "audit"
 # collection-group rules (TTL, index exemptions) would then also apply to clerk-sync's records.
 DELIVERY_RING = "delivery_ring"
 RATE_LEASES = "rate_leases"  # a second's rate-limit budget (ingest/limits.py)
+# Events refused only by the schema, kept for replay (ingest/quarantine.py), and the count of
+# those dropped past the bound.
+QUARANTINE = "quarantine"
+QUARANTINE_STATE = "quarantine_state"
 # Clerk's users and organizations as clerk-sync keeps them; a deleted one is a tombstone.
 USERS = "users"
 ORGANIZATIONS = "organizations"
 # The rollup state goes first: a fold still running commits only against the state it read,
 # so once the state is gone no bucket can be written again (module query.rollup_store).
-SUBCOLLECTIONS = (ROLLUP_STATE, EVENTS, IDEMPOTENCY, ROLLUPS, DELIVERY_RING, RATE_LEASES)
+SUBCOLLECTIONS = (
+    ROLLUP_STATE,
+    EVENTS,
+    IDEMPOTENCY,
+    ROLLUPS,
+    DELIVERY_RING,
+    RATE_LEASES,
+    QUARANTINE,
+    QUARANTINE_STATE,
+)
 AUDIT_RETENTION = dt.timedelta(days=365)
 PURGE_BATCH = 400
 # Purge only once no instance can still hold the source's keys in its cache (30 s, ingest/keys.py)
@@ -256,9 +269,9 @@ def delete_owned(owner: str, actor: str) -> list[str]:
 
 
 def purge(source_id: str, max_docs: int = 5000) -> tuple[bool, int]:
-    """Delete a deleted source's events, idempotency records, rollups and delivery ring in
-    batches, at most ``max_docs``. Safe to run again after any failure; returns (nothing left,
-    deleted count)."""
+    """Delete a deleted source's events, idempotency records, rollups, delivery ring and
+    quarantine in batches, at most ``max_docs``. Safe to run again after any failure; returns
+    (nothing left, deleted count)."""
     ref = source_ref(source_id)
     removed = 0
     for name in SUBCOLLECTIONS:
@@ -300,3 +313,60 @@ def pending_purges(limit: int = 20) -> list[str]:
         .limit(limit)
     )
     return [snap.id for snap in query.stream(retry=store.retry())]
+
+
+# -- the quarantine's bound ------------------------------------------------------------------------
+# At most max(retention, QUARANTINE_FLOOR) events are kept per source (README "Quarantine and
+# replay"). Ingest writes one document per quarantined event and asks for a "quarantine" refresh
+# now and then (ingest/quarantine.py); the refresh task drops the overflow, oldest first.
+QUARANTINE_FLOOR = 10_000
+QUARANTINE_TRIM_BATCH = 400  # deletes per commit, with the counter's Increment
+
+
+def quarantine_cap(retention: int) -> int:
+    return max(retention, QUARANTINE_FLOOR)
+
+
+def trim_quarantine_once(source_id: str, cap: int) -> tuple[int, bool]:
+    """Drop the oldest kept events beyond ``cap``, one bounded batch, and count them in
+    ``quarantine_state/state.dropped`` in the same commit. Returns (dropped, more).
+
+    The size comes from a count() aggregation (one read per 1,000 documents), so keeping an
+    event stays one write. Each delete is conditional on the document as listed: a concurrent
+    trim, a replay or the same key quarantined again makes the commit fail whole, so nothing is
+    counted twice; the caller's next round lists again.
+    """
+    from google.api_core import exceptions as gexc
+    from google.cloud import firestore
+
+    db = store.client()
+    kept = source_ref(source_id).collection(QUARANTINE)
+    (count,) = kept.count().get(retry=store.retry())[0]
+    excess = int(count.value) - cap
+    if excess <= 0:
+        return 0, False
+    oldest = kept.order_by("receivedAt").order_by("__name__").select([])
+    docs = list(oldest.limit(min(excess, QUARANTINE_TRIM_BATCH)).stream(retry=store.retry()))
+    if not docs:
+        return 0, False
+    batch = db.batch()
+    for doc in docs:
+        batch.delete(doc.reference, option=db.write_option(last_update_time=doc.update_time))
+    state = source_ref(source_id).collection(QUARANTINE_STATE).document("state")
+    batch.set(state, {"dropped": firestore.Increment(len(docs)), "droppedAt": now()}, merge=True)
+    try:
+        batch.commit(retry=store.retry())
+    except (gexc.FailedPrecondition, gexc.NotFound):
+        return 0, True  # changed under us: list again
+    return len(docs), excess > len(docs)
+
+
+def quarantine_dropped(source_id: str) -> int:
+    """How many kept events the bound has dropped from the source's quarantine."""
+    snap = (
+        source_ref(source_id)
+        .collection(QUARANTINE_STATE)
+        .document("state")
+        .get(field_paths=["dropped"], retry=store.retry())
+    )
+    return int(snap.get("dropped") or 0) if snap.exists else 0

@@ -16,13 +16,23 @@ from services.common.config import (
     load_or_exit,
 )
 from services.common.crypto import Keyring
+from services.common.errors import Forbidden
 from services.common.http import App, json_body, json_response, page_limit, route
 from services.common.source_store import SourceIds
 from services.common.source_view import view
-from services.ingest import contract_store, deliveries, maintenance, receive, sources
+from services.ingest import (
+    contract_store,
+    deliveries,
+    maintenance,
+    quarantine,
+    receive,
+    replay,
+    sources,
+)
 from services.ingest.deliveries import DeliveryRing
 from services.ingest.keys import KeyCache
 from services.ingest.limits import RateLimiter
+from services.ingest.quarantine import Quarantine
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ settings = load_or_exit("ingest", Settings.from_env)
 keys = KeyCache(settings.keyring, settings.source_ids)
 ring = DeliveryRing()
 limiter = RateLimiter()
+kept = Quarantine(settings.tasks)
 
 
 def _base_url(request: Request) -> str:
@@ -69,7 +80,7 @@ def _base_url(request: Request) -> str:
 
 
 def inbound(request: Request, source_id: str) -> Response:
-    stored = receive.receive(request, source_id, keys, ring, limiter)
+    stored = receive.receive(request, source_id, keys, ring, limiter, kept)
     # Before answering (Cloud Run throttles the CPU once the response is sent), and for
     # duplicates too: the first attempt may have stored the event and died before this line.
     # Within a window this costs nothing after the first event.
@@ -105,6 +116,26 @@ def list_deliveries(request: Request, source_id: str) -> Response:
     source_store.owned(principal, source_id)  # members may read; another tenant's is a 404
     items, cursor = deliveries.list_page(source_id, after, limit)
     return json_response(200, {"items": items, "nextCursor": cursor})
+
+
+def list_quarantine(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    limit = page_limit(request.args.get("limit"), quarantine.DEFAULT_LIMIT, quarantine.MAX_LIMIT)
+    after = quarantine.parse_cursor(request.args.get("cursor"))
+    source_store.owned(principal, source_id)  # members may read; another tenant's is a 404
+    return json_response(200, quarantine.list_page(source_id, after, limit))
+
+
+def replay_quarantine(request: Request, source_id: str) -> Response:
+    principal = auth.verify_session(request, settings.clerk)
+    snap = source_store.owned(principal, source_id)  # another tenant's: a 404 before anything
+    if not principal.may_administer:
+        raise Forbidden("only organization admins may replay an organization's quarantine")
+    ids, after = replay.parse(json_body(request))
+    answer = replay.replay(snap, ids, after)
+    if answer["stored"]:
+        outbox.schedule_refresh(settings.tasks, source_id, "event")  # one for the whole call
+    return json_response(200, answer)
 
 
 def rotate_secret(request: Request, source_id: str) -> Response:
@@ -169,6 +200,13 @@ app = App(
         route("GET", "/v1/sources/{source_id}/schema", get_schema, browser=True),
         route("DELETE", "/v1/sources/{source_id}/schema", delete_schema, browser=True),
         route("GET", "/v1/sources/{source_id}/deliveries", list_deliveries, browser=True),
+        route("GET", "/v1/sources/{source_id}/quarantine", list_quarantine, browser=True),
+        route(
+            "POST",
+            "/v1/sources/{source_id}/quarantine/replay",
+            replay_quarantine,
+            browser=True,
+        ),
         route(
             "POST",
             "/tasks/sweep",

@@ -22,9 +22,11 @@ from services.common.errors import (
 )
 from services.common.http import read_body
 from services.ingest import signature
+from services.ingest.contracts import SchemaTooComplex, SchemaViolation
 from services.ingest.deliveries import DeliveryRing, newest_key_id
 from services.ingest.keys import Entry, KeyCache
 from services.ingest.limits import RateLimiter
+from services.ingest.quarantine import Quarantine
 
 MAX_BODY = 256 * 1024
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
@@ -37,7 +39,12 @@ class Stored:
 
 
 def receive(
-    request: Request, source_id: str, keys: KeyCache, ring: DeliveryRing, limiter: RateLimiter
+    request: Request,
+    source_id: str,
+    keys: KeyCache,
+    ring: DeliveryRing,
+    limiter: RateLimiter,
+    quarantine: Quarantine,
 ) -> Stored:
     body = read_body(request, MAX_BODY)  # 1: 413, also for chunked bodies
     signed = signature.parse_headers(request.headers)  # 2: 400 (the scheme, from headers)
@@ -56,7 +63,12 @@ def receive(
         document = strict_json.parse(body)  # 7: 400
         signed = signature.with_event_id(signed, document)  # 7: 400 (Stripe: the event's id)
         if entry.contract is not None:
-            entry.contract.check(document)  # 7b: 422 schema_violation or schema_too_complex
+            try:
+                entry.contract.check(document)  # 7b: 422 schema_violation or schema_too_complex
+            except (SchemaViolation, SchemaTooComplex) as refusal:
+                # Signed, well-formed, refused only by the schema: kept for replay (one write).
+                quarantine.keep(source_id, signed, body, key_id, refusal)
+                raise
         # 8: 200, 8': 422 (inlet sources only: a provider's re-delivery is a duplicate), 9: 202
         stored = store_event(
             source_id, signed, body, key_id, refuse_reuse=entry.provider == "inlet"
@@ -111,6 +123,7 @@ def store_event(
     key_id: str,
     *,
     refuse_reuse: bool = True,
+    originally_received_at: dt.datetime | None = None,
 ) -> Stored:
     """Store the event, or find the one its idempotency key already names.
 
@@ -120,6 +133,7 @@ def store_event(
     their repeats stay duplicates until the key expires (24 h). ``refuse_reuse=False`` (GitHub
     and Stripe sources) answers every repeat as a duplicate: a provider re-renders fields such
     as Stripe's ``pending_webhooks`` when it re-delivers the same event.
+    ``originally_received_at`` is a replayed event's first arrival (ingest/replay.py).
     """
     from google.api_core import exceptions as gexc
 
@@ -151,6 +165,8 @@ def store_event(
             "keyId": key_id,
             "scheme": signed.scheme,
         }
+        if originally_received_at is not None:
+            event["originallyReceivedAt"] = originally_received_at
         # Invariant: one event per (source, idempotency key). The key document is created with a
         # must-not-exist precondition in the same commit as the event, so of any number of
         # concurrent repeats exactly one commits (no read-then-write transaction to contend).

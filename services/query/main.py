@@ -165,7 +165,7 @@ def run_refresh(request: Request) -> Response:
     source_id, reason = refresh.parse(json_body(request))
     log_fields = context.current().log_fields  # the request's log line says what was refreshed
     log_fields.update(sourceId=source_id, reason=reason)
-    outcome = refresh.refresh(settings.tasks, source_id, _now())
+    outcome = refresh.refresh(settings.tasks, source_id, _now(), reason)
     log_fields["outcome"] = outcome["status"]
     return json_response(200, outcome)
 

@@ -21,8 +21,9 @@ from services.common.errors import BadRequest
 from services.query import blocks, catalog, queries, rollup_store, rollups
 
 # event: ingest stored events; followup: a scheduled follow-up; delete: the source is gone;
-# change: a block was written or a field registered (the rollups and follow-ups catch up).
-REASONS = ("event", "followup", "delete", "change")
+# change: a block was written or a field registered (the rollups and follow-ups catch up);
+# quarantine: ingest kept refused events, whose overflow past the bound this run drops.
+REASONS = ("event", "followup", "delete", "change", "quarantine")
 # One run does bounded work (a Cloud Tasks attempt, and our storage budget, are finite); what is
 # left is carried on by a follow-up task right away.
 MAX_ROUNDS = 20
@@ -44,7 +45,9 @@ def parse(body: dict[str, Any]) -> tuple[str, str]:
     return source_id, reason
 
 
-def refresh(settings: TaskSettings, source_id: str, now: dt.datetime) -> dict[str, Any]:
+def refresh(
+    settings: TaskSettings, source_id: str, now: dt.datetime, reason: str = "event"
+) -> dict[str, Any]:
     """One refresh of a source; every answer is a 2xx-worthy outcome (a deleted source too)."""
     snap = source_store.source_ref(source_id).get(retry=store.retry())
     if not snap.exists or snap.get("deleted"):
@@ -52,13 +55,31 @@ def refresh(settings: TaskSettings, source_id: str, now: dt.datetime) -> dict[st
         outbox.complete(source_id, now)
         return {"status": blocks.SOURCE_DELETED}
     more, trimmed = catch_up(source_id, int(snap.get("retention")), now)
+    dropped = 0
+    if reason == "quarantine":
+        dropped = trim_quarantine(settings, source_id, int(snap.get("retention")))
     statistics = record_statistics(source_id, snap, now, trimmed)
     ran = refresh_blocks(source_id, now, deleted=False)
     due = next_refresh(source_id, ran, now, more, statistics)
     if due is not None:
         outbox.schedule_followup(settings, source_id, due)
     outbox.complete(source_id, now)
-    return {"status": "ok", "blocks": len(ran), "more": more, "followupAt": due}
+    answer = {"status": "ok", "blocks": len(ran), "more": more, "followupAt": due}
+    return {**answer, "quarantineDropped": dropped} if reason == "quarantine" else answer
+
+
+def trim_quarantine(settings: TaskSettings, source_id: str, retention: int) -> int:
+    """Drop the quarantine's overflow past its bound, oldest first, in at most ``MAX_ROUNDS``
+    batches; what is left is carried on by another "quarantine" refresh a second later."""
+    cap = source_store.quarantine_cap(retention)
+    dropped = 0
+    for _ in range(MAX_ROUNDS):
+        cut, more = source_store.trim_quarantine_once(source_id, cap)
+        dropped += cut
+        if not more:
+            return dropped
+    outbox.schedule_refresh(settings, source_id, "quarantine")
+    return dropped
 
 
 def catch_up(source_id: str, retention: int, now: dt.datetime) -> tuple[bool, bool]:

@@ -270,3 +270,43 @@ def test_deliveries_answers_conform(clean, ingest_url, tenant, source):
     assert get(cursor="nope").status_code == 400
     assert get(headers={}).status_code == 401
     assert get(f"{ingest_url}/v1/sources/{UNKNOWN_SOURCE}/deliveries").status_code == 404
+
+
+def test_quarantine_answers_conform(clean, ingest_url, tenant, source):
+    path = "/v1/sources/{sourceId}/quarantine"
+    base = f"{ingest_url}/v1/sources/{source['id']}/quarantine"
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    assert tenant.put_schema(source["id"], schema).status_code == 200
+    for key, n in (("a", "one"), ("b", "two")):
+        assert partner.send(source["url"], source["secret"], {"n": n}, key=key).status_code == 422
+
+    def get(target: str = base, headers=tenant.auth, **params) -> requests.Response:
+        answer = requests.get(target, params=params, headers=headers, timeout=15)
+        return conforms(answer, "GET", path)
+
+    first = get(limit=1)
+    assert first.status_code == 200 and first.json()["nextCursor"]
+    assert get(cursor=first.json()["nextCursor"]).json()["nextCursor"] is None
+    assert get(limit=0).status_code == 400
+    assert get(cursor="nope").status_code == 400
+    assert get(headers={}).status_code == 401
+    assert get(f"{ingest_url}/v1/sources/{UNKNOWN_SOURCE}/quarantine").status_code == 404
+
+    def replay(body, target: str = base, headers=tenant.auth) -> requests.Response:
+        answer = requests.post(f"{target}/replay", json=body, headers=headers, timeout=30)
+        return conforms(answer, "POST", path + "/replay")
+
+    failing = replay({"ids": [first.json()["items"][0]["id"]]})
+    assert failing.status_code == 200 and len(failing.json()["failed"]) == 1
+    assert tenant.delete_schema(source["id"]).status_code == 204
+    assert len(replay({}).json()["stored"]) == 2
+    assert replay({"ids": "all"}).status_code == 400
+    assert replay({}, headers={}).status_code == 401
+    member = clean.issuer.session_token("user_m", org="org_m", role="member")
+    org_source = SourceAPI(ingest_url, clean.issuer.session_token("user_o", org="org_m"))
+    org_id = org_source.create("Team").json()["id"]
+    org_base = f"{ingest_url}/v1/sources/{org_id}/quarantine"
+    forbidden = replay({}, org_base, {"Authorization": f"Bearer {member}"})
+    assert forbidden.status_code == 403
+    unknown = replay({}, f"{ingest_url}/v1/sources/{UNKNOWN_SOURCE}/quarantine")
+    assert unknown.status_code == 404

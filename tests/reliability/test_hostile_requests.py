@@ -80,6 +80,12 @@ bodies = st.one_of(
             deep(5000),
             b'{"sourceId": "src_' + b"0" * 32 + b'", "reason": "event"}',
             b'{"data": {}, "type": "user.created", "object": "event", "timestamp": 1e400}',
+            # Quarantine replays: ids and cursors of every wrong shape and size.
+            b'{"ids": ["q_' + b"0" * 32 + b'"]}',
+            json.dumps({"ids": ["q_" + "0" * 32] * 101}).encode(),
+            json.dumps({"ids": [None, 1, {}, "q_" + "Z" * 32]}).encode(),
+            b'{"cursor": "99999999999999999.q_' + b"f" * 32 + b'"}',
+            b'{"ids": [], "cursor": "1.q_' + b"0" * 32 + b'"}',
         ]
     ),
     st.recursive(
