@@ -83,7 +83,7 @@ preview: $(BIN)/.installed
 deploy: $(BIN)/.installed
 	pulumi up $(ARGS)
 
-# After a deploy (README "Deploy"): one signed event to the deployed ingest, read back through
+# After a deploy (docs/deploy.md): one signed event to the deployed ingest, read back through
 # the query API; exits non-zero on failure. TOKEN: an admin API key or a Clerk session token.
 # make smoke INGEST_URL=… QUERY_URL=… SOURCE_ID=… SECRET=… TOKEN=…
 smoke: $(BIN)/.installed

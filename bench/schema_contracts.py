@@ -1,4 +1,5 @@
-"""Which validator serves step 7b (README "Schema contracts"): Inlet's contract (jsonschema with
+"""Which validator serves step 7b (docs/ingest.md "Schema contracts"): Inlet's contract (jsonschema
+with
 RE2 and the work budget) against plain jsonschema and jsonschema-rs, in process.
 
 A realistic order schema (required fields, patterns, an enum, an array of line items through a

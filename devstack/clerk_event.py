@@ -1,6 +1,6 @@
 """`make clerk-event TYPE=user.created SUB=user_x [ORG=org_y] [ROLE=member] [DATA='{…}']`: one
 Clerk webhook event, shaped as Clerk documents it and signed with the `svix` library as Svix
-signs it, posted to the running stack's clerk-sync (README "make dev").
+signs it, posted to the running stack's clerk-sync (docs/local-stack.md).
 
 `make dev` stores its demo user this way, so `GET /v1/me` answers with the demo token on a fresh
 stack. Each event's `updated_at` is now, so a later event always wins under the version rules.

@@ -1,4 +1,4 @@
-"""Reading `.inlet/dev.env`, the file `make dev` writes (README "make dev").
+"""Reading `.inlet/dev.env`, the file `make dev` writes (docs/local-stack.md).
 
 The state directory is `INLET_STATE_DIR` when set (as for `make dev` itself), else `.inlet`
 at the repository's root, so the helpers always read the stack that `make dev` started.

@@ -1,4 +1,4 @@
-"""`make send-event`: sign and post one JSON event the way a partner would (README "ingest")."""
+"""`make send-event`: sign and post one JSON event the way a partner would (docs/ingest.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`make smoke INGEST_URL=… QUERY_URL=… SOURCE_ID=… SECRET=… TOKEN=…`: after a deploy, send one
-signed event to the deployed ingest and read it back through the query API (README "Deploy").
+signed event to the deployed ingest and read it back through the query API (docs/deploy.md).
 
 Each step prints what it sent and what was answered; the first failure exits 1. The values come
 from the environment (make passes its command-line variables there), never from the command
@@ -72,7 +72,7 @@ def main() -> int:
     values = {name: os.environ.get(name, "") for name in NEEDED}
     missing = [name for name, value in values.items() if not value]
     if missing:
-        print(f'make smoke: set {", ".join(missing)} (README "Deploy")', file=sys.stderr)
+        print(f"make smoke: set {', '.join(missing)} (docs/deploy.md)", file=sys.stderr)
         return 2
     marker = uuid.uuid4().hex
     try:

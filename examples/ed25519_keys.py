@@ -1,5 +1,5 @@
-"""Create an ed25519 key pair: keep whsk_… private, give Inlet whpk_… (README "ed25519 (v1a)
-sources")."""
+"""Create an ed25519 key pair: keep whsk_… private, give Inlet whpk_… (docs/partners.md "ed25519
+(v1a) sources")."""
 
 import base64
 

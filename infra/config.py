@@ -28,7 +28,8 @@ SUFFIX_MAX = 12  # the longest account id, inlet-clerk-sync-<suffix>, stays with
 BACKUP_RETENTION_MAX_DAYS = 98
 DEFAULT_BACKUP_RETENTION_DAYS = 14
 # Daily at 03:17 UTC: Svix retries a failed delivery for about three days, so a daily pass
-# catches whatever it gave up on (README "Reconciliation"). Off the hour, like Clerk's peaks.
+# catches whatever it gave up on (docs/clerk-sync.md "Reconciliation"). Off the hour, like Clerk's
+# peaks.
 DEFAULT_RECONCILE_SCHEDULE = "17 3 * * *"
 RECONCILE_OFF = "off"
 

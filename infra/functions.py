@@ -64,7 +64,8 @@ def environments(
     console_origin: pulumi.Input[str],
     ingest_api_url: pulumi.Input[str],
 ) -> dict[str, dict[str, pulumi.Input[str]]]:
-    """Each service's plain environment (README "Configuration"): exactly what its settings read.
+    """Each service's plain environment (docs/operations.md "Configuration"): exactly what its
+    settings read.
 
     The console is served by the query service (its origin is ``console_origin``): Clerk gives
     its session tokens that origin as ``azp``, and it calls the ingest API across origins, so

@@ -11,7 +11,7 @@ import pulumi_gcp as gcp
 
 from infra.config import CLERK_SYNC, StackConfig
 
-SWEEP_SCHEDULE = "* * * * *"  # every minute (README "ingest": the sweep)
+SWEEP_SCHEDULE = "* * * * *"  # every minute (docs/ingest.md: the sweep)
 # Cloud Scheduler's longest attempt; clerk-sync's default timeout is the same (infra/config.py).
 RECONCILE_ATTEMPT_DEADLINE_S = 1800
 # Left after the run's budget for the work under way when it ends (a page and its writes) and
@@ -56,7 +56,8 @@ def reconcile(
     opts: pulumi.ResourceOptions,
 ) -> gcp.cloudscheduler.Job | None:
     """``POST /tasks/reconcile`` on clerk-sync, daily unless ``inlet:reconcileSchedule`` says
-    otherwise (README "Reconciliation"). None when switched off or without a Clerk Backend API
+    otherwise (docs/clerk-sync.md "Reconciliation"). None when switched off or without a Clerk
+    Backend API
     key, which the run needs (infra/config.py)."""
     if cfg.reconcile_schedule is None:
         return None

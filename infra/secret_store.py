@@ -19,7 +19,7 @@ from infra.config import StackConfig
 @dataclass(frozen=True)
 class StoredSecret:
     name: str  # the secret's id in Secret Manager
-    env: str  # the variable the service reads (README "Configuration")
+    env: str  # the variable the service reads (docs/operations.md "Configuration")
     secret: gcp.secretmanager.Secret
     version: gcp.secretmanager.SecretVersion
 

@@ -1,6 +1,6 @@
 """Backfill: copy the users, organizations and memberships Clerk already has into Firestore.
 
-Webhooks never deliver objects that existed before the endpoint did (README "clerk-sync"), so this
+Webhooks never deliver objects that existed before the endpoint did (docs/clerk-sync.md), so this
 console script (``inlet-backfill``, ``make backfill``) pages through Clerk's Backend API
 (https://clerk.com/docs/reference/backend-api) and applies every object through the same version
 rules as webhooks (``clerk_store.apply_change``): a newer stored version or a tombstone is never

@@ -1,5 +1,5 @@
 """``inlet-backfill``: the console script for the backfill and, with ``--reconcile``, the
-reconciliation (README "clerk-sync"). Parses arguments, runs one of the two, prints a report."""
+reconciliation (docs/clerk-sync.md). Parses arguments, runs one of the two, prints a report."""
 
 from __future__ import annotations
 

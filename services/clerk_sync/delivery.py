@@ -1,6 +1,6 @@
 """One verified Clerk delivery: parse, map, apply; what a malformed one leaves behind.
 
-The failure rules (README "clerk-sync"): after a good signature, a body that is not strict JSON,
+The failure rules (docs/clerk-sync.md): after a good signature, a body that is not strict JSON,
 not a
 Clerk event, or an object Firestore refuses is a 400, and the delivery record (status ``failed``)
 is the only write, so Clerk's dashboard and an operator can see it; Svix may retry it.

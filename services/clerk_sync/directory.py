@@ -1,5 +1,5 @@
 """What the backfill and the reconciliation list from Clerk's Backend API, and the client they
-share (README "clerk-sync": Backfill, Reconciliation)."""
+share (docs/clerk-sync.md: Backfill, Reconciliation)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Listing:
     count_path: str | None = None  # where the total is, when list pages do not carry it
 
 
-# The order of the pass (README "clerk-sync"): users, then organizations, then memberships.
+# The order of the pass (docs/clerk-sync.md): users, then organizations, then memberships.
 LISTINGS = (
     Listing(USERS, "/v1/users", count_path="/v1/users/count"),
     Listing(ORGANIZATIONS, "/v1/organizations"),
@@ -31,7 +31,7 @@ LISTINGS = (
 
 @dataclass(frozen=True)
 class Settings:
-    """What the backfill reads from the environment, once (README "Configuration")."""
+    """What the backfill reads from the environment, once (docs/operations.md "Configuration")."""
 
     firestore: FirestoreSettings
     api_url: str

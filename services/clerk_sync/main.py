@@ -23,7 +23,7 @@ class Settings:
     firestore: FirestoreSettings
     webhook_secret: str
     # A user or organization deleted in Clerk deletes its sources; their blocks then need a
-    # `delete` refresh (README "query"), which clerk-sync schedules like ingest does.
+    # `delete` refresh (docs/query.md), which clerk-sync schedules like ingest does.
     tasks: TaskSettings
     # The Backend API key (optional) and the run's budget for POST /tasks/reconcile, whose
     # OIDC tokens are checked with `tasks` like the sweep's.

@@ -39,7 +39,8 @@ MAX_RETRY_AFTER_S = 300
 
 @dataclass(frozen=True)
 class ReconcileSettings:
-    """What the route reads from the environment, validated at start (README "Configuration")."""
+    """What the route reads from the environment, validated at start (docs/operations.md
+    "Configuration")."""
 
     clerk: ClerkAPISettings | None  # None: no CLERK_SECRET_KEY, the route answers 501
     budget_s: int

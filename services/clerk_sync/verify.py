@@ -1,6 +1,6 @@
 """Svix signature verification over the raw body, before anything about the body is looked at.
 
-A request whose signature does not verify is a 401 whatever its body (README "clerk-sync"). svix
+A request whose signature does not verify is a 401 whatever its body (docs/clerk-sync.md). svix
 raises its own ``WebhookVerificationError`` but also ``ValueError``, ``binascii.Error`` and
 ``UnicodeDecodeError`` on hostile input; none of them may become a 500.
 """

@@ -1,4 +1,4 @@
-"""Admin API keys: deployment-wide bearer keys for the team's own backends (README "query", "Across
+"""Admin API keys: deployment-wide bearer keys for the team's own backends (docs/query.md, "Across
 services").
 
 A key reads ``inlet_ak_<id>_<secret>``: 16 hex digits of id, 64 of secret. Only the SHA-256 of

@@ -1,4 +1,4 @@
-"""``inlet-admin-key``: create, list and revoke admin API keys (README "query").
+"""``inlet-admin-key``: create, list and revoke admin API keys (docs/query.md).
 
 Talks to Firestore directly (``GOOGLE_CLOUD_PROJECT``, and ``FIRESTORE_EMULATOR_HOST`` locally),
 so whoever runs it needs write access to the deployment's database. ``create`` prints the key on

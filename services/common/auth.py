@@ -1,5 +1,5 @@
 """Who is calling: Clerk session tokens or admin API keys for the APIs, OIDC tokens for task
-endpoints (README "Across services").
+endpoints (docs/operations.md).
 
 Session and task tokens are RS256 JWTs checked against a JWKS that is fetched lazily, kept at
 most four minutes, and fetched again at once when a token names an unknown ``kid`` (key
@@ -70,8 +70,7 @@ MAX_JWKS_BYTES = 1 << 20
 
 
 class SigningKeys:
-    """The keys of one JWKS URL by ``kid``, kept at most ``MAX_KEY_AGE_S`` (README "Across
-    services").
+    """The keys of one JWKS URL by ``kid``, kept at most ``MAX_KEY_AGE_S`` (docs/operations.md).
 
     - A key set older than that is fetched again before use, so a withdrawn ``kid`` stops
       verifying within five minutes (PyJWT's key cache keeps a key forever).
@@ -250,7 +249,7 @@ def verify_task_token(request: Request, settings: TaskSettings) -> dict[str, Any
 
 # --- Local development issuer ------------------------------------------------------------------
 # The emulators attach no tokens and Clerk is offline, so `make dev` and the tests sign tokens
-# with a local RSA key whose JWKS is served on loopback (README "Configuration").
+# with a local RSA key whose JWKS is served on loopback (docs/operations.md "Configuration").
 
 
 def key_id(public_jwk: dict[str, Any]) -> str:

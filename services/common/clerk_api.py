@@ -31,7 +31,7 @@ ORDER_BY = "+created_at"
 
 @dataclass(frozen=True)
 class ClerkAPISettings:
-    """Where the Backend API is and the key it takes (README "Configuration")."""
+    """Where the Backend API is and the key it takes (docs/operations.md "Configuration")."""
 
     api_url: str
     secret_key: str = field(repr=False)  # never printed

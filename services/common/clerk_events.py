@@ -28,7 +28,7 @@ _KINDS: dict[str, tuple[str, Literal["upsert", "delete"]]] = {
     "organizationMembership.deleted": (MEMBERSHIPS, "delete"),
 }
 
-# Owners of data sources (README "ingest"): deleting these deletes the sources they own.
+# Owners of data sources (docs/ingest.md): deleting these deletes the sources they own.
 _OWNER_PREFIX = {USERS: "user", ORGANIZATIONS: "org"}
 
 # Clerk's times are Unix milliseconds. Firestore stores 64-bit signed integers: a larger one
@@ -196,7 +196,7 @@ class Decision:
 
 
 def decide(stored: dict[str, Any] | None, change: Change) -> Decision:
-    """Whether a change may replace what is stored (README "clerk-sync", "Order and duplicates").
+    """Whether a change may replace what is stored (docs/clerk-sync.md, "Order and duplicates").
 
     A tombstone is terminal; a deletion wins whatever its time; otherwise the newer version wins
     and an equal or older one is acknowledged without being applied.

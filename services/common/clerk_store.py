@@ -6,9 +6,9 @@ new state and the delivery's outcome, with preconditions that fail if anything r
 - the delivery record must still be absent (or still be the failed attempt that was read), so of
   20 concurrent copies of one delivery exactly one commits and the others find it done;
 - the object must still carry the update time that was read, so concurrent events of one object
-  cannot interleave: the loser reads again and decides again (README "clerk-sync").
+  cannot interleave: the loser reads again and decides again (docs/clerk-sync.md).
 No lock is held between the read and the commit, so duplicates never wait on each other (the
-emulator times out contended lock-based transactions, README "The two commands"), and nothing is
+emulator times out contended lock-based transactions, docs/local-stack.md), and nothing is
 written
 until the outcome is final: a crash leaves nothing to clean up, and Svix's retry starts afresh.
 
@@ -28,7 +28,7 @@ from services.common.clerk_events import MEMBERSHIPS, Change, decide
 from services.common.contention import Contended, retry_contended
 
 DELIVERIES = "deliveries"
-# Memberships are removed on delete (README "clerk-sync"); their version and tombstone live here, so
+# Memberships are removed on delete (docs/clerk-sync.md); their version and tombstone live here, so
 # a late update cannot bring a deleted membership back.
 MEMBERSHIP_VERSIONS = "membership_versions"
 DELIVERY_RETENTION = dt.timedelta(days=30)
@@ -98,7 +98,7 @@ def _settle(
         if seen is not None and seen.exists and seen.get("status") in FINAL:
             return Outcome(seen.get("status"), seen.get("error") or "", duplicate=True)
         if change is not None and change.owner and not owner_cleared:
-            # Deleting a user or organization deletes its data sources (README "ingest"), before
+            # Deleting a user or organization deletes its data sources (docs/ingest.md), before
             # the delivery can be recorded as done.
             deleted = source_store.delete_owned(change.owner, actor)
             if deleted and on_sources_deleted is not None:

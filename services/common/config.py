@@ -1,4 +1,5 @@
-"""Configuration from the environment, read once at start-up (README "Configuration")."""
+"""Configuration from the environment, read once at start-up (docs/operations.md
+"Configuration")."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ class FirestoreSettings:
 
 @dataclass(frozen=True)
 class ClerkAuthSettings:
-    """How Clerk session tokens are verified (README "Across services")."""
+    """How Clerk session tokens are verified (docs/operations.md)."""
 
     issuer: str
     jwks_url: str
@@ -86,7 +87,7 @@ class ClerkAuthSettings:
         parties = env.list("CLERK_AUTHORIZED_PARTIES")
         if not parties:
             # Browser tokens carry the page's origin in ``azp``; without a list, any site's
-            # token would pass (README "Across services").
+            # token would pass (docs/operations.md).
             raise ConfigError("CLERK_AUTHORIZED_PARTIES is required but not set")
         return cls(
             issuer=issuer,
@@ -101,7 +102,7 @@ GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """Where refresh tasks go and which identity they carry (README "ingest", "query",
+    """Where refresh tasks go and which identity they carry (docs/ingest.md, "query",
     "Configuration")."""
 
     queue: str
@@ -112,7 +113,7 @@ class TaskSettings:
     oidc_issuer: str
     oidc_certs_url: str
     # Local mode only: the development issuer's key signs task tokens, since the emulator
-    # attaches none (README "The two commands").
+    # attaches none (docs/local-stack.md).
     dev_signing_key_file: str | None
 
     @classmethod

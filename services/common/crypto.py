@@ -1,4 +1,4 @@
-"""Envelope encryption of signing secrets: AES-256-GCM under a key-encryption key (README "ingest",
+"""Envelope encryption of signing secrets: AES-256-GCM under a key-encryption key (docs/ingest.md,
 "Configuration").
 
 ``SOURCE_KEK`` holds ``kid:base64(32 bytes)`` entries, current key first; every ciphertext names

@@ -286,7 +286,7 @@ def _end_body(request: Request) -> None:
 
     functions-framework calls ``request.get_data()`` after every non-streamed answer, which would
     read into memory whatever the handler left: a refused 30 MiB body, or any body sent to a route
-    that never reads one (README "Across services"). With the stream emptied that call reads
+    that never reads one (docs/operations.md). With the stream emptied that call reads
     nothing, and gunicorn discards at most 64 KiB of what is left before it closes the connection
     instead of keeping it alive. A handler that read its body whole loses nothing.
     """

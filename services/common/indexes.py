@@ -1,4 +1,4 @@
-"""The Firestore index and TTL list, shared by the services and the infra program (README "ingest",
+"""The Firestore index and TTL list, shared by the services and the infra program (docs/ingest.md,
 "Deploy").
 
 The emulator enforces no index and deletes nothing by TTL, so this list is the only place the

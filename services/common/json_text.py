@@ -1,7 +1,8 @@
 """JSON text for answers and stored documents, with numbers beyond a double's range. Pure.
 
 Python's encoder writes every number through ``int`` or ``float``; an exact aggregate beyond the
-range of a double (README "Which values count") has no float, so it travels as a ``RawNumber``
+range of a double (docs/query.md "Which values count") has no float, so it travels as a
+``RawNumber``
 and is written as its own text, unquoted: still a JSON number, since JSON's number syntax has no
 range limit.
 """

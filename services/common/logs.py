@@ -1,7 +1,7 @@
 """One JSON object per line on stdout, in the shape Cloud Logging understands.
 
-Callers pass only metadata: never a secret, a signature, a token or an event body (README "Across
-services").
+Callers pass only metadata: never a secret, a signature, a token or an event body
+(docs/operations.md).
 """
 
 from __future__ import annotations

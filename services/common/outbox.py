@@ -1,4 +1,4 @@
-"""Coalesced refresh scheduling with a Firestore outbox (README "ingest", "Refresh scheduling").
+"""Coalesced refresh scheduling with a Firestore outbox (docs/ingest.md, "Refresh scheduling").
 
 A "refresh pending" marker per source and one-second bucket is written before the task is
 enqueued, so a failed enqueue loses nothing: ``sweep`` re-enqueues old markers, and the refresh

@@ -1,6 +1,6 @@
 """Data sources in Firestore: the records every service reads, deletion and the purge.
 
-Layout (README "ingest"): ``sources/{id}`` holds the source and its sealed signing keys; each
+Layout (docs/ingest.md): ``sources/{id}`` holds the source and its sealed signing keys; each
 source's events, idempotency records and rollups live in its own subcollections, so one source's
 monotonically increasing receive times cap only that source's write rate.
 """
@@ -59,7 +59,7 @@ PURGE_BATCH = 400
 # and no refresh that started before the deletion can still be folding (its storage budget).
 PURGE_AFTER = dt.timedelta(seconds=store.TASK_STORAGE_BUDGET_S + 60)
 # A source id is ``src_`` + 20 random hex + a 12-hex keyed check (a truncated HMAC of the random
-# part), so the receiver refuses ids it did not mint before any lookup or cache (README "ingest").
+# part), so the receiver refuses ids it did not mint before any lookup or cache (docs/ingest.md).
 # Ids minted before the check carry none: ``src_`` + 20 hex ("legacy"), accepted only if listed.
 _SOURCE_ID = re.compile(r"src_[0-9a-f]{20}(?:[0-9a-f]{12})?")
 _RANDOM_HEX = 20
@@ -133,7 +133,7 @@ def owned(principal: Principal, source_id: str, *, allow_deleted: bool = False):
 
 def readable(caller: Principal | AdminPrincipal, source_id: str):
     """A source the caller may query: its own (``owned``), or any live source for an admin API
-    key, which is deployment-wide (README "query"). A 404 otherwise, before anything else."""
+    key, which is deployment-wide (docs/query.md). A 404 otherwise, before anything else."""
     owner = None if isinstance(caller, AdminPrincipal) else caller.owner
     return _fetch(source_id, owner, allow_deleted=False)
 
@@ -316,9 +316,9 @@ def pending_purges(limit: int = 20) -> list[str]:
 
 
 # -- the quarantine's bound ------------------------------------------------------------------------
-# At most max(retention, QUARANTINE_FLOOR) events are kept per source (README "Quarantine and
-# replay"). Ingest writes one document per quarantined event and asks for a "quarantine" refresh
-# now and then (ingest/quarantine.py); the refresh task drops the overflow, oldest first.
+# At most max(retention, QUARANTINE_FLOOR) events are kept per source (docs/ingest.md
+# "Quarantine and replay"). Ingest writes one document per quarantined event and asks for a
+# "quarantine" refresh now and then (ingest/quarantine.py); the refresh task drops the overflow, oldest first.
 QUARANTINE_FLOOR = 10_000
 QUARANTINE_TRIM_BATCH = 400  # deletes per commit, with the counter's Increment
 

@@ -1,4 +1,5 @@
-"""The public shape of a data source (README "Configuration"). Pure: rendering reads no storage.
+"""The public shape of a data source (docs/operations.md "Configuration"). Pure: rendering reads no
+storage.
 
 ``eventCount`` and ``lastEventAt`` are kept on the source document by the query service's
 refresh task, so they are as of the last refresh (which follows events within about a second).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-# Events per second a source accepts when its record predates rate limits (README "Rate
+# Events per second a source accepts when its record predates rate limits (docs/ingest.md "Rate
 # limits"): what one source's events collection sustains in production.
 DEFAULT_RATE_LIMIT = 500
 

@@ -2,7 +2,7 @@
 
 A gRPC interceptor gives every Firestore call a deadline of at most ``RPC_DEADLINE_S`` and stops
 all storage work of a request once its budget is spent, so a stalled database answers 503 well
-inside Svix's 15 s timeout (README "clerk-sync"). The same interceptor counts RPCs for the request
+inside Svix's 15 s timeout (docs/clerk-sync.md). The same interceptor counts RPCs for the request
 log
 line, which is how the benchmarks prove that refused traffic costs no Firestore call.
 """

@@ -1,4 +1,4 @@
-"""Strict JSON for every body the services parse (README "ingest", step 7). Pure."""
+"""Strict JSON for every body the services parse (docs/ingest.md, step 7). Pure."""
 
 from __future__ import annotations
 

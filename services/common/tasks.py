@@ -2,7 +2,7 @@
 
 Production tasks carry a Google OIDC token minted by Cloud Tasks for ``TASKS_SERVICE_ACCOUNT``.
 The local emulator attaches none, so in local mode the task carries a token from the development
-issuer instead (README "Configuration", "The two commands").
+issuer instead (docs/operations.md "Configuration", "The two commands").
 """
 
 from __future__ import annotations

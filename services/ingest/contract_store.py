@@ -1,4 +1,5 @@
-"""A source's schema contract in Firestore: set, read and remove it (README "Schema contracts").
+"""A source's schema contract in Firestore: set, read and remove it (docs/ingest.md "Schema
+contracts").
 
 The schema is stored as its compact JSON text in the source's own document (``schema``, a
 string exempt from indexing), so the verification-key cache loads it with the keys in the same

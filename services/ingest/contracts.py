@@ -1,5 +1,5 @@
 """Schema contracts: a source's JSON Schema, checked when set and applied to each event with
-bounded work (README "Schema contracts"). Pure: no I/O.
+bounded work (docs/ingest.md "Schema contracts"). Pure: no I/O.
 
 A contract is a tenant's code running on a shared instance, so it is held to three rules:
 - **Closed.** Every ``$ref``/``$dynamicRef`` resolves inside the schema itself (checked when
@@ -47,7 +47,7 @@ from services.common.errors import BadRequest, Unprocessable
 
 MAX_SCHEMA_BYTES = 64 * 1024
 # Work one event may cost, in units of about one plain keyword application (weighted, see
-# ``_WEIGHTS``): 1.5-2 µs each on the measured machine (README "Performance"), so at most a few
+# ``_WEIGHTS``): 1.5-2 µs each on the measured machine (docs/performance.md), so at most a few
 # milliseconds there whatever the schema. A typical event spends a few hundred units; an order
 # with 36 line items, each checked against a 3-property object schema, spends nearly all of it.
 FUEL = 3_000
@@ -110,7 +110,7 @@ class LinearPattern:
     """A ``pattern`` compiled by RE2, asked only whether it matches somewhere in a string
     (JSON Schema patterns are unanchored). Calls RE2's matcher directly: ``re2``'s
     ``search`` builds a match object and maps byte offsets back to characters, several times
-    the cost of the match itself on short strings (README "Performance")."""
+    the cost of the match itself on short strings (docs/performance.md)."""
 
     __slots__ = ("_regexp",)
 

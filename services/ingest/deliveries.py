@@ -3,7 +3,7 @@
 
 Accepted events need no second record: the event document is the audit entry (time, scheme,
 key id, size, idempotency key). Requests refused after the source was identified (steps 6-8'
-of README "ingest"'s table, schema violations) and 200 duplicates are kept in a bounded ring
+of docs/ingest.md's table, schema violations) and 200 duplicates are kept in a bounded ring
 per source, ``sources/{id}/delivery_ring/{slot}`` with ``slot = unix second mod 256``:
 
 - each instance writes at most once a second per source (``DeliveryRing.record``), and every

@@ -1,4 +1,4 @@
-"""Per-instance cache of each source's verification keys (README "ingest").
+"""Per-instance cache of each source's verification keys (docs/ingest.md).
 
 Entries live 30 s, so a deletion or the end of a grace period takes effect within 30 s. A
 signature mismatch against an entry older than 1 s reloads it (at most once a second per

@@ -1,4 +1,4 @@
-"""Per-source rate limits that hold across instances (README "Rate limits").
+"""Per-source rate limits that hold across instances (docs/ingest.md "Rate limits").
 
 A source's ``rateLimit`` is events per second (``DEFAULT_RATE_LIMIT`` when never set, ``None``
 for none). Each second is a budget kept in ``sources/{id}/rate_leases/{unix second}``: the

@@ -1,5 +1,5 @@
 """The quarantine: signed, well-formed events refused only by the source's schema, kept 7 days
-for replay (README "Quarantine and replay").
+for replay (docs/ingest.md "Quarantine and replay").
 
 Layout: ``sources/{id}/quarantine/{q_<first 32 hex of SHA-256(idempotency key)>}`` holds one
 refused event with its violation; ``sources/{id}/quarantine_state/state`` counts those dropped

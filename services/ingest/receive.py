@@ -1,4 +1,4 @@
-"""Receiving one signed partner event, cheapest checks first (README "ingest"'s table)."""
+"""Receiving one signed partner event, cheapest checks first (docs/ingest.md's table)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Replaying quarantined events against the source's current schema (README "Quarantine and
-replay").
+"""Replaying quarantined events against the source's current schema (docs/ingest.md
+"Quarantine and replay").
 
 Each kept event that now passes is stored by ``receive.store_event`` under its original
 idempotency key, so a key already stored (within its 24 h window) is a duplicate, never a

@@ -1,7 +1,7 @@
 """The inbound wire format: signature headers, the time window, signature checks. Pure.
 
 Which scheme a request uses is read from its headers alone (step 2, before any lookup); which
-schemes a source accepts is its ``provider`` and ``signing`` (step 6). README "ingest":
+schemes a source accepts is its ``provider`` and ``signing`` (step 6). docs/ingest.md:
 - ``Inlet-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…]`` with ``Idempotency-Key``; the
   HMAC-SHA256 key is the whole ``whsec_…`` string's UTF-8 bytes, over ``<t>.<raw body>``;
 - Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``): ``v1,``
@@ -47,7 +47,7 @@ _GITHUB_SIGNATURE = re.compile(r"^sha256=[0-9a-fA-F]{64}\Z")
 _PUBLIC_KEY = re.compile(r"^whpk_[A-Za-z0-9+/]{43}=\Z")  # base64 of an ed25519 public key
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 Scheme = Literal["inlet", "standard", "github", "stripe"]
-# Which request schemes each kind of source verifies, by (provider, signing); README "ingest".
+# Which request schemes each kind of source verifies, by (provider, signing); docs/ingest.md.
 ACCEPTED: dict[tuple[str, str], frozenset[str]] = {
     ("inlet", "hmac"): frozenset({"inlet", "standard"}),
     ("inlet", "ed25519"): frozenset({"standard"}),
@@ -174,8 +174,8 @@ def _parse_inlet(value: str) -> tuple[int, tuple[str, ...]]:
 
 def check_timestamp(timestamp: int | None, now: float) -> None:
     """Step 4: refuse replays (older than 5 min, Stripe's 300 s tolerance too) and clocks
-    running ahead (over 60 s). GitHub signs no time: nothing to check (README "GitHub
-    sources" says what that means for replays)."""
+    running ahead (over 60 s). GitHub signs no time: nothing to check (docs/partners.md
+    "GitHub sources" says what that means for replays)."""
     if timestamp is None:
         return
     if timestamp < now - MAX_AGE_S or timestamp > now + MAX_FUTURE_S:

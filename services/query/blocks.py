@@ -1,4 +1,4 @@
-"""Blocks: widgets bound to a source, scoped to their owner, kept fresh (README "query").
+"""Blocks: widgets bound to a source, scoped to their owner, kept fresh (docs/query.md).
 
 ``blocks/{doc}`` holds one block; the document id is a hash of the owner and the block id, so
 each tenant has its own namespace of ids and one tenant's id tells nothing about another's.
@@ -306,7 +306,7 @@ def version(caller: Principal) -> str:
     """An ETag for the caller's first page of blocks (``GET /v1/blocks`` without a filter):
     how many blocks the tenant has and when the newest write to one was (a write, a refresh,
     a deletion changes one or the other). Two reads whatever the number of blocks: the
-    console polls with it and reads the page only when it changed (README "Console")."""
+    console polls with it and reads the page only when it changed (docs/console.md)."""
     from google.cloud import firestore
     from google.cloud.firestore_v1.base_query import FieldFilter
 

@@ -1,4 +1,4 @@
-"""The query catalogue: ``{type, params}`` validated into a query value (README "query"). Pure.
+"""The query catalogue: ``{type, params}`` validated into a query value (docs/query.md). Pure.
 
 Every refusal is a 400 whose message names the allowed values, so a dashboard author can fix a
 binding from the error alone.

@@ -1,4 +1,5 @@
-"""Which values count in an aggregate, and as what number (README "Which values count"). Pure.
+"""Which values count in an aggregate, and as what number (docs/query.md "Which values count").
+Pure.
 
 A value counts when it is a JSON number, a boolean (1/0) or a string that is a decimal in ASCII
 digits, and its magnitude is zero or between ``1e-308`` and ``1e308`` (the range of a double)

@@ -1,4 +1,4 @@
-"""The console: the static page the query service serves under ``/console/`` (README "Console").
+"""The console: the static page the query service serves under ``/console/`` (docs/console.md).
 
 The page is plain ES modules and CSS in ``console/`` beside this module, read once at start-up
 and answered from memory with an ETag (a revalidation is a 304 that costs nothing). Every answer
@@ -41,7 +41,7 @@ _DEV_ORG = re.compile(r"org_[A-Za-z0-9_]{1,64}")
 
 @dataclass(frozen=True)
 class ConsoleSettings:
-    """What the page needs from the environment (README "Configuration")."""
+    """What the page needs from the environment (docs/operations.md "Configuration")."""
 
     clerk_publishable_key: str | None
     clerk_frontend_api: str | None  # https://clerk.example.com, decoded from the key

@@ -65,7 +65,7 @@ def run_query(request: Request, source_id: str) -> Response:
 
 
 def rebuild(request: Request, source_id: str) -> Response:
-    """Refold the source's rollups from its retained events (README "Rollups", "Rebuild")."""
+    """Refold the source's rollups from its retained events (docs/query.md "Rollups", "Rebuild")."""
     caller = _caller(request)
     source_store.readable(caller, source_id)  # someone else's source: 404 before anything else
     if isinstance(caller, auth.Principal) and not caller.may_administer:
@@ -112,7 +112,7 @@ def list_blocks(request: Request) -> Response:
     cursor = request.args.get("cursor")
     etag = None
     if isinstance(principal, auth.Principal) and source_id is None and cursor is None:
-        # The console polls this page: an unchanged one is a 304 for two reads (README "Console").
+        # The console polls this page: an unchanged one is a 304 for two reads (docs/console.md).
         etag = blocks.version(principal)
         if _matches(request, etag):
             return Response(status=304, headers={"ETag": etag, "Cache-Control": "no-cache"})

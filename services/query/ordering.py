@@ -1,4 +1,4 @@
-"""``webhook.list`` ordering (README "query"). Pure.
+"""``webhook.list`` ordering (docs/query.md). Pure.
 
 Without ``sortBy``: newest first (``desc``) or oldest first (``asc``). With it, values order
 numbers before strings, then other values (booleans, objects, arrays), then null and missing;

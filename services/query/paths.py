@@ -1,4 +1,5 @@
-"""Paths into JSON values (README "Configuration"): dotted ``a.b.0`` or JSONPath ``$.a.b``,
+"""Paths into JSON values (docs/operations.md "Configuration"): dotted ``a.b.0`` or JSONPath
+``$.a.b``,
 ``$.a[0]``,
 ``$['x.y']``. Pure.
 

@@ -1,4 +1,4 @@
-"""Projections: a query result mapped onto a widget's fields (README "query"). Pure.
+"""Projections: a query result mapped onto a widget's fields (docs/query.md). Pure.
 
 A projection is ``{"fields": {<widget field>: {"source": <path>, "format"?: …} |
 {"literal": <value>}}}``, the ChatBlocks shape. A missing path gives null. Formats:

@@ -1,4 +1,4 @@
-"""Running a query against one source's stored events and rollups (README "query")."""
+"""Running a query against one source's stored events and rollups (docs/query.md)."""
 
 from __future__ import annotations
 

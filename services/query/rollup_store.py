@@ -1,4 +1,5 @@
-"""Rollups in Firestore: folding events in, trimming them out, reading a window (README "Rollups").
+"""Rollups in Firestore: folding events in, trimming them out, reading a window (docs/query.md
+"Rollups").
 
 Layout, per source: ``sources/{id}/rollups/{tag}-{g}-{start}`` holds one bucket
 ``{f, g, t, s, c}`` (the field's tag, granularity, start in Unix seconds, exact sum as text,
@@ -444,7 +445,8 @@ def rebuild(source_id: str) -> State:
     """Replace the source's rollup state by a fresh one: the same fields, each under a new tag
     with no cursor, every old tag an orphan whose buckets are deleted in bounded rounds. One
     guarded commit; the refresh then refolds the retained events as for a new source, and
-    queries read the events directly until each field's cursor passes them (README "Rollups")."""
+    queries read the events directly until each field's cursor passes them (docs/query.md
+    "Rollups")."""
     from services.common.contention import Contended, retry_contended
 
     def attempt() -> State:

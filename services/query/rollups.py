@@ -1,4 +1,4 @@
-"""Rollup arithmetic: time buckets, window plans and exact folds (README "query"). Pure.
+"""Rollup arithmetic: time buckets, window plans and exact folds (docs/query.md). Pure.
 
 Every folded event adds its value to three buckets per rolled-up field: its minute, its hour and
 its (UTC) day. A window starts at a minute boundary (the start of the minute holding

@@ -1,4 +1,4 @@
-"""Users for the team's apps and backends: ``/v1/me`` and the admin ``/v1/users`` (README "query").
+"""Users for the team's apps and backends: ``/v1/me`` and the admin ``/v1/users`` (docs/query.md).
 
 Clerk's webhook keeps ``users/{id}`` in step, but a user can sign in before their
 ``user.created`` delivery lands. ``me`` then reads the user from Clerk's Backend API
@@ -37,7 +37,7 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 FLIGHT_WAIT_S = 10.0  # a caller waiting on another's Clerk fetch gives up after this
 MAX_RETRY_AFTER_S = 300
-# Why /v1/me is a 404, so whoever sees it knows what to fix (README "Users").
+# Why /v1/me is a 404, so whoever sees it knows what to fix (docs/users.md).
 NOT_STORED_FALLBACK_OFF = (
     "no such user: no Clerk webhook (user.created) has stored this user, and the Clerk Backend "
     "API fallback is off (CLERK_SECRET_KEY is unset)"
@@ -54,7 +54,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class UsersSettings:
-    """What the users API needs from the environment (README "Configuration")."""
+    """What the users API needs from the environment (docs/operations.md "Configuration")."""
 
     clerk: ClerkAPISettings | None  # None (no CLERK_SECRET_KEY): the Clerk fallback is off
 

@@ -1,4 +1,4 @@
-"""What a person sees in the console (README "Console"): signing in, creating a source and
+"""What a person sees in the console (docs/console.md): signing in, creating a source and
 copying its secret once, a block changing on the page when an event arrives, rotation refusing
 the old secret in the deliveries view, tenancy, and partner-written markup shown as text.
 Against the local stack, in headless Chromium."""

@@ -1,5 +1,4 @@
-"""The log-based metrics read fields the request log line really carries (README "Across
-services")."""
+"""The log-based metrics read fields the request log line really carries (docs/operations.md)."""
 
 from __future__ import annotations
 

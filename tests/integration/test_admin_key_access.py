@@ -1,4 +1,4 @@
-"""Admin API keys on the query service (README "query"): deployment-wide reads of any source's
+"""Admin API keys on the query service (docs/query.md): deployment-wide reads of any source's
 queries and blocks, never writes, and nothing for a key that is not valid."""
 
 from __future__ import annotations

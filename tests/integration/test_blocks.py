@@ -13,7 +13,7 @@ from tests.support import refreshes, wait_for
 
 
 def chatblocks_example(source_id: str) -> dict:
-    """README "query"'s example, from the ChatBlocks connector's documentation, verbatim."""
+    """docs/query.md's example, from the ChatBlocks connector's documentation, verbatim."""
     return {
         "binding": {
             "dataSourceId": source_id,

@@ -1,5 +1,5 @@
-"""A refused or unread body costs a service no more than its cap, on every route (README "Across
-services").
+"""A refused or unread body costs a service no more than its cap, on every route
+(docs/operations.md).
 
 functions-framework reads whatever a handler left of a request after a non-streamed answer. These
 tests stream a 30 MiB chunked body at every route openapi.yaml lists (and at a path no route

@@ -1,6 +1,6 @@
 """clerk-sync while Firestore stalls: 503 inside Svix's timeout, then the retry applies it.
 
-The outage is the emulator paused (SIGSTOP), not restarted (README "The two commands"): connections
+The outage is the emulator paused (SIGSTOP), not restarted (docs/local-stack.md): connections
 stay
 open and requests hang, as they do when the real database stops answering.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from tests import clerk
 
-SVIX_TIMEOUT_S = 15.0  # Svix gives up on an attempt after 15 s (README "clerk-sync")
+SVIX_TIMEOUT_S = 15.0  # Svix gives up on an attempt after 15 s (docs/clerk-sync.md)
 # Nothing is written before a delivery's outcome is final, so a retry after the outage applies
 # it at once; the budget only bounds the loop.
 RETRY_BUDGET_S = 30.0

@@ -1,4 +1,4 @@
-"""clerk-sync over HTTP against the Firestore emulator (README "clerk-sync")."""
+"""clerk-sync over HTTP against the Firestore emulator (docs/clerk-sync.md)."""
 
 from __future__ import annotations
 
@@ -303,7 +303,7 @@ def test_deleting_a_user_or_organization_deletes_the_sources_it_owns(clean, base
         "clerk:organization.deleted",
         "clerk:user.deleted",
     ]
-    # The ingest instance's key cache may hold these sources for up to 30 s (README "ingest");
+    # The ingest instance's key cache may hold these sources for up to 30 s (docs/ingest.md);
     # a source it has not cached yet is refused at once.
     assert partner.send(personal["url"], personal["secret"]).status_code == 404
     assert partner.send(kept["url"], kept["secret"]).status_code == 202

@@ -1,4 +1,5 @@
-"""GET /v1/sources/{id}/deliveries: the delivery inspector (README "Debugging your integration")."""
+"""GET /v1/sources/{id}/deliveries: the delivery inspector (docs/partners.md "Debugging your
+integration")."""
 
 from __future__ import annotations
 
@@ -242,7 +243,7 @@ def test_a_flood_of_bad_signatures_writes_the_ring_at_most_once_a_second(clean, 
     budget = math.ceil(span) + 1
     assert 1 <= writes <= budget
     assert 1 <= len(ring(db, source["id"])) <= budget
-    # Besides those writes, only the once-a-second key reload reads (README "ingest").
+    # Besides those writes, only the once-a-second key reload reads (docs/ingest.md).
     assert sum(line["firestoreOps"] for line in lines) - writes <= budget
     newest = deliveries(tenant, source["id"], limit=1).json()["items"][0]
     assert newest["status"] == 401 and newest["code"] == "invalid_signature"

@@ -1,4 +1,4 @@
-"""`make dev`'s local user and `make clerk-event` (README "make dev"), against the real `make dev`
+"""`make dev`'s local user and `make clerk-event` (docs/local-stack.md), against the real `make dev`
 program, through the Makefile as a newcomer runs it."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``INLET_KEEP_DATA=1 make dev`` keeps Firestore's data across restarts; by default a restart
-starts empty (README "make dev")."""
+starts empty (docs/local-stack.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`make dev` stops on Ctrl-C, however many arrive and whenever (README "make dev").
+"""`make dev` stops on Ctrl-C, however many arrive and whenever (docs/local-stack.md).
 
 Each test runs the real `python -m devstack.dev` on free ports with its own state directory,
 sends signals in quick succession, and checks that it exits and leaves no process behind.

@@ -1,4 +1,4 @@
-"""SIGTERM drains in-flight requests (README "Across services"): Cloud Run stops instances this
+"""SIGTERM drains in-flight requests (docs/operations.md): Cloud Run stops instances this
 way."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile input never becomes a 500 or a stored event (README "clerk-sync", "ingest")."""
+"""Hostile input never becomes a 500 or a stored event (docs/clerk-sync.md, "ingest")."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def test_clerk_webhook_refuses_hostile_requests_without_a_500(
 
 @pytest.fixture
 def signed_sources(tenant) -> dict[str, dict]:
-    """One source of each other kind, with its key material (README "GitHub sources", "Stripe
+    """One source of each other kind, with its key material (docs/partners.md "GitHub sources",
+    "Stripe
     sources", "ed25519 (v1a) sources")."""
     private, public = partner.ed25519_keys()
     github = tenant.create("GitHub", provider="github").json()

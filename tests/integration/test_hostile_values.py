@@ -1,7 +1,7 @@
 """No value a partner can send makes a query or a refresh answer 5xx, and every aggregate equals
 an oracle that shares no code with the query service (``tests/oracle.py``): hostile JSON goes
 through ingest, is read directly, then folded into rollups, then queried over every window, op
-and field path (README "Which values count")."""
+and field path (docs/query.md "Which values count")."""
 
 from __future__ import annotations
 

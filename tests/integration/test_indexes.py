@@ -78,7 +78,7 @@ def test_every_listed_field_exists_in_the_documents_written(clean, tenant, dashb
 
 
 # Fields some query filters or orders on, per collection group; every other field a service
-# writes there must be exempted from indexing (README "ingest").
+# writes there must be exempted from indexing (docs/ingest.md).
 QUERIED = {
     "events": {"receivedAt"},
     "idempotency": set(),

@@ -1,4 +1,4 @@
-"""POST /webhooks/inbound/{sourceId}: every row of README "ingest"'s table, in order."""
+"""POST /webhooks/inbound/{sourceId}: every row of docs/ingest.md's table, in order."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def test_a_deleted_source_is_404_and_cached(clean, tenant, source):
 
 
 def test_random_well_formed_source_ids_cost_no_lookup_and_evict_nothing(clean, ingest_url, url, db):
-    """README "ingest": ids carry a keyed check, verified before any lookup or cache entry."""
+    """docs/ingest.md: ids carry a keyed check, verified before any lookup or cache entry."""
     bad = partner.send(url, "whsec_wrong")  # loads the real source into the cache
     assert bad.status_code == 401
     for n in range(60):

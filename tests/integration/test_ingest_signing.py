@@ -1,5 +1,5 @@
-"""ed25519 (Standard Webhooks v1a), GitHub and Stripe sources over HTTP (README "ed25519 (v1a)
-sources", "GitHub sources", "Stripe sources")."""
+"""ed25519 (Standard Webhooks v1a), GitHub and Stripe sources over HTTP (docs/partners.md "ed25519
+(v1a) sources", "GitHub sources", "Stripe sources")."""
 
 from __future__ import annotations
 

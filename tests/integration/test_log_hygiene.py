@@ -1,4 +1,4 @@
-"""No secret, signature, token or event body in any service log line (README "Across services")."""
+"""No secret, signature, token or event body in any service log line (docs/operations.md)."""
 
 from __future__ import annotations
 

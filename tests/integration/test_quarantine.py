@@ -1,6 +1,6 @@
 """The quarantine and replay: events refused only by the schema are kept 7 days with their
-violation, listed newest first, and replayed against the current schema (README "Quarantine and
-replay"). Against the emulators, through HTTP where a person would go."""
+violation, listed newest first, and replayed against the current schema (docs/ingest.md
+"Quarantine and replay"). Against the emulators, through HTTP where a person would go."""
 
 from __future__ import annotations
 

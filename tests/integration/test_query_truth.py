@@ -1,5 +1,5 @@
 """Query truth: hostile values cannot wedge a source, sums are exact, answers come from one
-moment, late commits are folded, blocks stay true (README "Which values count", "Rollups",
+moment, late commits are folded, blocks stay true (docs/query.md "Which values count", "Rollups",
 "The refresh task"). Against the emulators, through HTTP where a person would go."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Per-source rate limits (README "Rate limits"): 429 with ``Retry-After`` past the limit, held
+"""Per-source rate limits (docs/ingest.md "Rate limits"): 429 with ``Retry-After`` past the limit,
+held
 across two ingest workers at one lease write per worker, source and second."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """POST /v1/sources/{id}/rebuild: the rollups are refolded from the retained events through one
-guarded state swap, and every aggregate stays exact throughout (README "Rollups")."""
+guarded state swap, and every aggregate stays exact throughout (docs/query.md "Rollups")."""
 
 from __future__ import annotations
 

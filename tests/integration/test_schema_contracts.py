@@ -1,5 +1,5 @@
 """Schema contracts over HTTP: PUT/GET/DELETE /v1/sources/{id}/schema and step 7b of the inbound
-route (README "Schema contracts")."""
+route (docs/ingest.md "Schema contracts")."""
 
 from __future__ import annotations
 

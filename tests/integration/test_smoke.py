@@ -1,4 +1,4 @@
-"""`make smoke` (README "Deploy"), against the real `make dev` stack as a deployed one: a signed
+"""`make smoke` (docs/deploy.md), against the real `make dev` stack as a deployed one: a signed
 event in through ingest, read back through the query API; any failure exits non-zero."""
 
 from __future__ import annotations

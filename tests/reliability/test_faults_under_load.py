@@ -1,4 +1,4 @@
-"""Faults under load: the Firestore emulator paused mid-burst (README "The two commands": SIGSTOP,
+"""Faults under load: the Firestore emulator paused mid-burst (docs/local-stack.md: SIGSTOP,
 not a
 restart), for ingest and clerk-sync alike.
 

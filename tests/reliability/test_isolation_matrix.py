@@ -1,4 +1,4 @@
-"""Tenant isolation, generated from the services' own route lists (README "ingest" to 4).
+"""Tenant isolation, generated from the services' own route lists (docs/ingest.md to 4).
 
 Three tenants, two organizations and one personal user, each own a source and a block bound to
 it. Every ``/v1`` route of every service is called by every other tenant on another tenant's
@@ -25,7 +25,7 @@ TENANTS = {
     "org-b": ("user_bob", "org_b", "admin"),
     "personal": ("user_cy", None, "admin"),
 }
-# Deployment-wide reads for admin API keys only (README "query"): a session is refused outright.
+# Deployment-wide reads for admin API keys only (docs/query.md): a session is refused outright.
 ADMIN_ONLY = ("/v1/users",)
 
 

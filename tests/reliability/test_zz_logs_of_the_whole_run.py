@@ -1,5 +1,5 @@
 """The whole run's service logs hold no secret, token, signature, admin key or event body
-(README "Across services"). Named to run last among the tests that use the session's services, so it
+(docs/operations.md). Named to run last among the tests that use the session's services, so it
 reads every line they wrote: the suite sends all of these, valid and forged, many times over.
 """
 

@@ -1,5 +1,5 @@
-"""Who owns what a caller creates, and the development issuer's tokens and keys (README "Across
-services", "Configuration")."""
+"""Who owns what a caller creates, and the development issuer's tokens and keys
+(docs/operations.md, "Configuration")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Configuration from the environment, validated once at start-up (README "Configuration")."""
+"""Configuration from the environment, validated once at start-up (docs/operations.md
+"Configuration")."""
 
 from __future__ import annotations
 

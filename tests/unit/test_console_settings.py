@@ -1,4 +1,4 @@
-"""The console's configuration and content security policy (README "Console"). Pure."""
+"""The console's configuration and content security policy (docs/console.md). Pure."""
 
 from __future__ import annotations
 

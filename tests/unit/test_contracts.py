@@ -1,5 +1,5 @@
 """Schema contracts, the pure part: checking a schema when set, and checking events against it
-with bounded work (README "Schema contracts")."""
+with bounded work (docs/ingest.md "Schema contracts")."""
 
 from __future__ import annotations
 

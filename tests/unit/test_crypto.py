@@ -1,4 +1,4 @@
-"""Envelope encryption of signing secrets under SOURCE_KEK (README "ingest", "Configuration")."""
+"""Envelope encryption of signing secrets under SOURCE_KEK (docs/ingest.md, "Configuration")."""
 
 from __future__ import annotations
 

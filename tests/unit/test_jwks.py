@@ -1,4 +1,4 @@
-"""Clerk's key rotation as README "Across services" states it: a new kid verifies at once, a kid
+"""Clerk's key rotation as docs/operations.md states it: a new kid verifies at once, a kid
 withdrawn
 from the JWKS stops verifying within five minutes. Keys are generated here and served from a
 loopback JWKS whose key set each test changes."""

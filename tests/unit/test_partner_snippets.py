@@ -1,4 +1,4 @@
-"""The README's partner snippets are the files under examples/, verbatim, so the ones
+"""docs/partners.md's snippets are the files under examples/, verbatim, so the ones
 tests/integration/test_partner_snippets.py runs against a live ingest are the ones partners copy."""
 
 from __future__ import annotations
@@ -25,5 +25,7 @@ def test_every_example_is_quoted_and_run():
 @pytest.mark.parametrize(("name", "language"), SNIPPETS.items())
 def test_the_readme_holds_each_example_verbatim_in_a_code_block(name, language):
     text = (ROOT / "examples" / name).read_text()
-    readme = (ROOT / "README.md").read_text()
-    assert f"```{language}\n{text}```\n" in readme, f"README lost or changed examples/{name}"
+    page = (ROOT / "docs" / "partners.md").read_text()
+    assert f"```{language}\n{text}```\n" in page, (
+        f"docs/partners.md lost or changed examples/{name}"
+    )

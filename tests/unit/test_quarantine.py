@@ -1,5 +1,5 @@
 """The quarantine's pure parts: when an instance asks for the bound to be enforced, and what a
-replay request may say (README "Quarantine and replay")."""
+replay request may say (docs/ingest.md "Quarantine and replay")."""
 
 from __future__ import annotations
 

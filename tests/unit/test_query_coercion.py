@@ -1,4 +1,4 @@
-"""Which values count in an aggregate, and exactly as what (README "Which values count")."""
+"""Which values count in an aggregate, and exactly as what (docs/query.md "Which values count")."""
 
 from __future__ import annotations
 

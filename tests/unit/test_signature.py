@@ -1,4 +1,4 @@
-"""The inbound wire format: signature headers, the time window and HMAC checks (README "ingest")."""
+"""The inbound wire format: signature headers, the time window and HMAC checks (docs/ingest.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The public shape of a source (README "Data sources API"): provider and signing included."""
+"""The public shape of a source (docs/ingest.md "Data sources API"): provider and signing
+included."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Strict JSON for event bodies (README "ingest", step 7)."""
+"""Strict JSON for event bodies (docs/ingest.md, step 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The refresh task's shape in production and in local mode (README "ingest", "query", "The two
+"""The refresh task's shape in production and in local mode (docs/ingest.md, "query", "The two
 commands")."""
 
 from __future__ import annotations
