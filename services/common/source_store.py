@@ -318,7 +318,8 @@ def pending_purges(limit: int = 20) -> list[str]:
 # -- the quarantine's bound ------------------------------------------------------------------------
 # At most max(retention, QUARANTINE_FLOOR) events are kept per source (docs/ingest.md
 # "Quarantine and replay"). Ingest writes one document per quarantined event and asks for a
-# "quarantine" refresh now and then (ingest/quarantine.py); the refresh task drops the overflow, oldest first.
+# "quarantine" refresh now and then (ingest/quarantine.py); the refresh task drops the
+# overflow, oldest first.
 QUARANTINE_FLOOR = 10_000
 QUARANTINE_TRIM_BATCH = 400  # deletes per commit, with the counter's Increment
 
