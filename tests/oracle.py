@@ -43,7 +43,10 @@ def value(item: Any) -> Fraction | None:
     if isinstance(item, str):
         if "\n" in item or not PATTERN.match(item):
             return None
-        number = decimal.Decimal(item)
+        try:
+            number = decimal.Decimal(item)
+        except decimal.InvalidOperation:
+            return None  # an exponent past Decimal's own limit (about 1e18): far out of range
     elif isinstance(item, decimal.Decimal):
         number = item
     elif isinstance(item, int):

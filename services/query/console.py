@@ -6,7 +6,7 @@ carries a Content-Security-Policy that allows only what the page loads: its own 
 ingest API (sources) and, in production, Clerk's frontend API. Nothing inline runs.
 
 Sign-in: in production Clerk's frontend library with the deployment's publishable key; locally
-a development sign-in (``POST /console/dev-session``) that signs a session token with the
+a development sign-in (``POST /dev/console-session``) that signs a session token with the
 development issuer's key. That route exists only when the key is configured and Firestore is
 the emulator: a deployed query service never has either.
 """
@@ -180,8 +180,8 @@ def dev_session(
     from services.common.auth import sign_local_token
 
     if settings.dev_signing_key_file is None:
-        raise NotFound("no route for /console/dev-session")
-    user, org, role = body.get("userId"), body.get("orgId") or None, body.get("role", "admin")
+        raise NotFound("no route for /dev/console-session")
+    user, org, role = body.get("userId"), body.get("orgId"), body.get("role", "admin")
     if not isinstance(user, str) or not _DEV_USER.fullmatch(user):
         raise BadRequest(
             "userId must be user_ and 1-64 of A-Z a-z 0-9 _", details={"pointer": "/userId"}

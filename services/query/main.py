@@ -156,7 +156,7 @@ def dev_session(request: Request) -> Response:
 
 # Locally only: the development sign-in (module console).
 DEV_ROUTES = (
-    [route("POST", "/console/dev-session", dev_session)] if settings.console.dev_sign_in else []
+    [route("POST", "/dev/console-session", dev_session)] if settings.console.dev_sign_in else []
 )
 
 

@@ -17,23 +17,14 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import ROOT, free_port
+from tests.dev_stack import PORTS
 
 STARTED_WITHIN_S = 180
 STOPPED_WITHIN_S = 60
 
 
 def start_dev(state_dir: Path) -> subprocess.Popen:
-    ports = {
-        name: str(free_port())
-        for name in (
-            "CLERK_SYNC_PORT",
-            "INGEST_PORT",
-            "QUERY_PORT",
-            "FIRESTORE_PORT",
-            "TASKS_PORT",
-            "ISSUER_PORT",
-        )
-    }
+    ports = {name: str(free_port()) for name in PORTS}
     env = {**os.environ, **ports, "INLET_STATE_DIR": str(state_dir)}
     env.pop("FIRESTORE_EMULATOR_HOST", None)
     with open(state_dir / "make-dev.out", "wb") as out:

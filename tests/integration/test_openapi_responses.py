@@ -253,6 +253,18 @@ def test_ed25519_and_provider_source_answers_conform(clean, tenant):
     ] == ("github")
 
 
+def pages_of_two(get, unknown_url: str) -> None:
+    """A listing holding two items: paged one at a time, its bad parameters and callers refused,
+    an unknown source a 404 (every answer checked against openapi.yaml by ``get``)."""
+    first = get(limit=1)
+    assert first.status_code == 200 and first.json()["nextCursor"]
+    assert get(cursor=first.json()["nextCursor"]).json()["nextCursor"] is None
+    assert get(limit=0).status_code == 400
+    assert get(cursor="nope").status_code == 400
+    assert get(headers={}).status_code == 401
+    assert get(unknown_url).status_code == 404
+
+
 def test_deliveries_answers_conform(clean, ingest_url, tenant, source):
     path = "/v1/sources/{sourceId}/deliveries"
     url = f"{ingest_url}/v1/sources/{source['id']}/deliveries"
@@ -263,13 +275,7 @@ def test_deliveries_answers_conform(clean, ingest_url, tenant, source):
         answer = requests.get(target, params=params, headers=headers, timeout=15)
         return conforms(answer, "GET", path)
 
-    first = get(limit=1)
-    assert first.status_code == 200 and first.json()["nextCursor"]
-    assert get(cursor=first.json()["nextCursor"]).json()["nextCursor"] is None
-    assert get(limit=0).status_code == 400
-    assert get(cursor="nope").status_code == 400
-    assert get(headers={}).status_code == 401
-    assert get(f"{ingest_url}/v1/sources/{UNKNOWN_SOURCE}/deliveries").status_code == 404
+    pages_of_two(get, f"{ingest_url}/v1/sources/{UNKNOWN_SOURCE}/deliveries")
 
 
 def test_quarantine_answers_conform(clean, ingest_url, tenant, source):
@@ -284,19 +290,14 @@ def test_quarantine_answers_conform(clean, ingest_url, tenant, source):
         answer = requests.get(target, params=params, headers=headers, timeout=15)
         return conforms(answer, "GET", path)
 
-    first = get(limit=1)
-    assert first.status_code == 200 and first.json()["nextCursor"]
-    assert get(cursor=first.json()["nextCursor"]).json()["nextCursor"] is None
-    assert get(limit=0).status_code == 400
-    assert get(cursor="nope").status_code == 400
-    assert get(headers={}).status_code == 401
-    assert get(f"{ingest_url}/v1/sources/{UNKNOWN_SOURCE}/quarantine").status_code == 404
+    pages_of_two(get, f"{ingest_url}/v1/sources/{UNKNOWN_SOURCE}/quarantine")
 
     def replay(body, target: str = base, headers=tenant.auth) -> requests.Response:
         answer = requests.post(f"{target}/replay", json=body, headers=headers, timeout=30)
         return conforms(answer, "POST", path + "/replay")
 
-    failing = replay({"ids": [first.json()["items"][0]["id"]]})
+    newest = get(limit=1).json()["items"][0]["id"]
+    failing = replay({"ids": [newest]})
     assert failing.status_code == 200 and len(failing.json()["failed"]) == 1
     assert tenant.delete_schema(source["id"]).status_code == 204
     assert len(replay({}).json()["stored"]) == 2

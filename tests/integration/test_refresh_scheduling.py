@@ -49,7 +49,10 @@ def test_refusals_enqueue_nothing_and_a_duplicate_makes_sure_of_its_refresh(clea
     assert wait_for(lambda: len(refreshes(clean, source["id"], "event")) == 2)
 
 
-def test_a_burst_of_1000_events_is_coalesced_into_a_few_refreshes(clean, source, db):
+def test_a_burst_of_1000_events_is_coalesced_into_a_few_refreshes(clean, tenant, db):
+    # No rate limit: this measures coalescing, not the limiter (test_rate_limits.py).
+    source = tenant.create("Burst", rateLimit=None).json()
+
     def send(n):
         return partner.send(source["url"], source["secret"], {"n": n}).status_code
 

@@ -118,7 +118,7 @@ def test_spec_is_valid_openapi_3_1(spec):
 
 # Served only by a local stack (the development signing key and the emulator): documented,
 # never served by a deployed service, so never by the apps imported here.
-DEV_ONLY = {("POST", "/console/dev-session")}
+DEV_ONLY = {("POST", "/dev/console-session")}
 # The console's static files and configuration touch no storage.
 NO_STORAGE = {
     ("GET", "/health"),

@@ -60,7 +60,7 @@ const id = encodeURIComponent;
 
 export const consoleConfig = async () => (await call("", "GET", "/console/config.json")).data;
 export const devSession = async (who) =>
-  (await call("", "POST", "/console/dev-session", { body: who })).data;
+  (await call("", "POST", "/dev/console-session", { body: who })).data;
 export const me = async () => (await query("GET", "/v1/me")).data;
 
 export const listBlocks = (etag) => query("GET", "/v1/blocks", { etag });
