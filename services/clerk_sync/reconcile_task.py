@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from services.clerk_sync import reconcile
-from services.clerk_sync.backfill import Settings as ClerkBackfillSettings
+from services.clerk_sync.directory import Settings as ClerkBackfillSettings
 from services.common import logs
 from services.common.clerk_api import ClerkAPIError, ClerkAPISettings, RetryPolicy
 from services.common.config import ConfigError, Env, FirestoreSettings
@@ -64,6 +63,8 @@ def run(settings: ReconcileSettings, firestore: FirestoreSettings) -> dict[str, 
         raise NotConfigured(
             "reconciliation needs CLERK_SECRET_KEY (inlet:clerkSecretKey), which is not set"
         )
+    from services.clerk_sync import reconcile  # the pass and its client: only when it runs
+
     clerk = ClerkBackfillSettings(firestore, settings.clerk.api_url, settings.clerk.secret_key)
     try:
         report = reconcile.run(

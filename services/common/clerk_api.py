@@ -14,12 +14,13 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-
 from services.common.config import Env
+
+if TYPE_CHECKING:  # imported when a client is made: no service pays for it at start-up
+    import requests
 
 DEFAULT_API_URL = "https://api.clerk.com"
 MAX_LIMIT = 500  # Clerk's largest page
@@ -115,7 +116,11 @@ class ClerkAPI:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._timeout = timeout
-        self._session = session or requests.Session()
+        if session is None:
+            import requests
+
+            session = requests.Session()
+        self._session = session
         self._session.headers.update(
             {
                 "Authorization": f"Bearer {settings.secret_key}",
@@ -179,6 +184,8 @@ class ClerkAPI:
         return body
 
     def _get(self, path: str, params: dict[str, Any], missing_ok: bool = False) -> Any:
+        import requests
+
         attempt = 0
         while True:
             attempt += 1

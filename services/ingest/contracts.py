@@ -43,7 +43,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from services.common.errors import BadRequest, Unprocessable
+from services.ingest.contract_errors import InvalidSchema, SchemaTooComplex, SchemaViolation
 
 MAX_SCHEMA_BYTES = 64 * 1024
 # Work one event may cost, in units of about one plain keyword application (weighted, see
@@ -58,20 +58,6 @@ _DIALECTS = {DIALECT, DIALECT + "#"}
 _RE2_MAX_MEM = 1 << 20
 _CHARS_PER_UNIT = 64  # a regular expression scans this many characters per unit of fuel
 _NAME_SHOWN = 100  # a missing property's name, as a violation's message quotes it
-
-
-class InvalidSchema(BadRequest):
-    """A schema refused when set; the message names the problem and where it is."""
-
-    code = "invalid_schema"
-
-
-class SchemaViolation(Unprocessable):
-    code = "schema_violation"
-
-
-class SchemaTooComplex(Unprocessable):
-    code = "schema_too_complex"
 
 
 class _OutOfFuel(Exception):

@@ -22,7 +22,7 @@ from services.common.errors import (
 )
 from services.common.http import read_body
 from services.ingest import signature
-from services.ingest.contracts import SchemaTooComplex, SchemaViolation
+from services.ingest.contract_errors import SchemaTooComplex, SchemaViolation
 from services.ingest.deliveries import DeliveryRing, newest_key_id
 from services.ingest.keys import Entry, KeyCache
 from services.ingest.limits import RateLimiter
