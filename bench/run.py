@@ -77,8 +77,8 @@ def main() -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a change's own check, under two minutes: 3 s phases, the 7d aggregate over 1,000 "
-        "and 10,000 events only, fewer repeats (results file name ends in -quick)",
+        help="a change's own check: 3 s phases, the 7d aggregate over 1,000 and 3,000 events "
+        "only, a 300-event burst, fewer repeats (results file name ends in -quick)",
     )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
