@@ -122,9 +122,10 @@ def record_statistics(source_id: str, snap, now: dt.datetime, trimmed: bool) -> 
     )
     last = newest[0].get("receivedAt") if newest else None
     stored = snap.to_dict() or {}
-    unchanged = stored.get("lastEventAt", "unset") == last and not trimmed
+    unchanged = stored.get("lastEventAt") == last and not trimmed
     written = stored.get("statisticsAt")
-    if unchanged and "eventCount" in stored:
+    # A source that never had an event already reads as 0 events, none last (source_view).
+    if unchanged and ("eventCount" in stored or last is None):
         return Statistics(last, None)
     if written is not None and written > now - STATISTICS_EVERY:
         return Statistics(last, written + STATISTICS_EVERY)
