@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import json
 import struct
 import threading
@@ -353,6 +355,7 @@ def store_events(db, source_id: str, events) -> list[str]:
             "receivedAt": at,
             "signedAt": at,
             "idempotencyKey": event_id,
+            "bodySha256": hashlib.sha256(raw).digest(),
             "size": len(raw),
             "body": raw,
             "keyId": "key_test",
@@ -392,3 +395,22 @@ def rollup_buckets(db, source_id: str, key: str = "_all", granularity: str | Non
     tag = rollup_state(db, source_id)["fields"][key]["tag"]
     buckets = db.collection("sources").document(source_id).collection("rollups").stream()
     return [b.to_dict() for b in buckets if b.get("f") == tag and granularity in (None, b.get("g"))]
+
+
+def age_event(db, source_id: str, event_id: str, by: dt.timedelta) -> None:
+    """Move a stored event's receive time back, as if it had arrived ``by`` earlier."""
+    ref = db.collection("sources").document(source_id).collection("events").document(event_id)
+    ref.update({"receivedAt": ref.get().get("receivedAt") - by})
+
+
+def legacy_key_record(
+    db, source_id: str, key: str, event_id: str, body: bytes | None, expires: dt.datetime
+) -> None:
+    """An idempotency key stored the way Inlet did before one-write events (its own document
+    in ``idempotency``, named by the key's SHA-256); ``body=None`` for those from before body
+    digests were kept."""
+    record: dict = {"eventId": event_id, "expireAt": expires}
+    if body is not None:
+        record["bodySha256"] = hashlib.sha256(body).digest()
+    keys = db.collection("sources").document(source_id).collection("idempotency")
+    keys.document(hashlib.sha256(key.encode()).hexdigest()).set(record)

@@ -33,7 +33,11 @@ class CompositeIndex:
 
 TTL_POLICIES = (
     TtlPolicy("deliveries", "expireAt"),  # 30 days
-    TtlPolicy("idempotency", "expireAt"),  # 24 h; expiry is also checked on read
+    # A trimmed event kept as its key's tombstone, until the key's window closes (24 h, or the
+    # window of a newer generation it points at); expiry is also checked on read.
+    TtlPolicy("events", "expireAt"),
+    # Key records of versions before one-write events: the last expire 24 h after the upgrade.
+    TtlPolicy("idempotency", "expireAt"),
     TtlPolicy("audit", "expireAt"),  # one year
     TtlPolicy("refresh_pending", "expireAt"),  # one day: the sweep gives up after that
     TtlPolicy("rate_leases", "expireAt"),  # one hour: a second's rate-limit budget
@@ -48,6 +52,19 @@ INDEX_EXEMPTIONS = (
         IndexExemption("events", field)
         for field in ("idempotencyKey", "signedAt", "size", "keyId", "scheme")
     ),
+    # The event as its idempotency key's record (ingest/receive.py): read by id, never queried.
+    *(
+        IndexExemption("events", field)
+        for field in (
+            "bodySha256",
+            "head",
+            "latest",
+            "latestUntil",
+            "latestSha256",
+            "keyUntil",
+            "expireAt",
+        )
+    ),
     # Only on replayed events (ingest/replay.py): when the event first arrived.
     IndexExemption("events", "originallyReceivedAt"),
     IndexExemption("idempotency", "eventId"),
@@ -61,6 +78,7 @@ INDEX_EXEMPTIONS = (
     ),
     # A source's schema contract: JSON text up to 64 KiB, read with the source by id.
     IndexExemption("sources", "schema"),
+    IndexExemption("sources", "eventSalt"),  # keys event ids, read with the source
     # Blocks: the binding and widget are JSON text (a widget's data may be up to 512 KiB).
     IndexExemption("blocks", "binding"),
     IndexExemption("blocks", "widget"),

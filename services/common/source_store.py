@@ -1,8 +1,10 @@
 """Data sources in Firestore: the records every service reads, deletion and the purge.
 
 Layout (docs/ingest.md): ``sources/{id}`` holds the source and its sealed signing keys; each
-source's events, idempotency records and rollups live in its own subcollections, so one source's
-monotonically increasing receive times cap only that source's write rate.
+source's events and rollups live in its own subcollections, so one source's monotonically
+increasing receive times cap only that source's write rate. An event's document is also its
+idempotency record (ingest/receive.py ``store_event``); ``idempotency`` holds the key records
+of Inlet versions before that, until they expire.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ if TYPE_CHECKING:
 
 SOURCES = "sources"
 EVENTS = "events"
-IDEMPOTENCY = "idempotency"
+IDEMPOTENCY = "idempotency"  # key records of older versions: read until they expire
+# How long an idempotency key names its first event (docs/ingest.md "Idempotency").
+IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+# The fields ``trim_event`` decides by (besides the size retention's chunking reads).
+TRIMMED_READS = ["receivedAt", "size", "bodySha256", "head", "latestUntil"]
 ROLLUPS = "rollups"
 ROLLUP_STATE = "rollup_state"
 AUDIT = "audit"
@@ -54,6 +60,53 @@ SUBCOLLECTIONS = (
     QUARANTINE_STATE,
 )
 AUDIT_RETENTION = dt.timedelta(days=365)
+
+
+def stored_events(source_id: str):
+    """A source's events without the tombstones (``trim_event``): for counting them."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    events = source_ref(source_id).collection(EVENTS)
+    return events.where(filter=FieldFilter("receivedAt", ">=", _EPOCH))
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def trim_event(batch, snap, now: dt.datetime) -> None:
+    """Take a retained event out of the source's history (retention), in ``batch``.
+
+    ``snap`` carries at least ``receivedAt``, ``bodySha256``, ``head`` and ``latestUntil``. An
+    event that heads its key's chain (``store_event``) while a key window is still open stays
+    as a tombstone, collected by TTL when the window closes: without it, a repeat of the key
+    would be stored again. A tombstone keeps the key, the body's digest and the pointer to a
+    newer generation; everything else goes, ``receivedAt`` first: ordered queries skip a
+    document without it, so a tombstone is invisible to every reader but dedupe. Both writes
+    are guarded on the document as read, so a concurrent
+    reuse of the key (which points the head at a new generation) is never undone.
+    """
+    from google.cloud import firestore
+
+    record = snap.to_dict() or {}
+    guard = store.client().write_option(last_update_time=snap.update_time)
+    own_until = record["receivedAt"] + IDEMPOTENCY_WINDOW
+    until = max(own_until, record.get("latestUntil") or own_until)
+    heads_chain = "bodySha256" in record and "head" not in record  # not an older version's
+    if not heads_chain or until <= now:
+        batch.delete(snap.reference, option=guard)
+        return
+    stripped = {
+        name: firestore.DELETE_FIELD
+        for name in ("receivedAt", "signedAt", "size", "body", "keyId", "scheme")
+    }
+    stripped["originallyReceivedAt"] = firestore.DELETE_FIELD
+    batch.update(
+        snap.reference,
+        {**stripped, "keyUntil": own_until, "expireAt": until},
+        option=guard,
+    )
+
+
 PURGE_BATCH = 400
 # Purge only once no instance can still hold the source's keys in its cache (30 s, ingest/keys.py)
 # and no refresh that started before the deletion can still be folding (its storage budget).

@@ -75,7 +75,7 @@ def _client_class():
         pass
 
     class BoundedCounting(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-        """Counts each RPC against the current request and caps its deadline."""
+        """Counts each RPC and document write against the current request and caps its deadline."""
 
         def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
             return CallDetails(
@@ -88,6 +88,13 @@ def _client_class():
             )
 
         def intercept_unary_unary(self, continuation, client_call_details, request):
+            writes = getattr(request, "writes", None)  # Commit and BatchWrite
+            ctx = context.current()
+            if writes and ctx is not None:
+                for write in writes:
+                    name = write.update.name or write.delete or write.transform.document
+                    group = name.rsplit("/", 2)[-2] if name.count("/") >= 2 else "?"
+                    ctx.firestore_writes[group] = ctx.firestore_writes.get(group, 0) + 1
             return continuation(self._details(client_call_details), request)
 
         def intercept_unary_stream(self, continuation, client_call_details, request):

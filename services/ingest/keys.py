@@ -59,6 +59,7 @@ class Entry:
     signing: str = "hmac"  # "hmac" or "ed25519"
     contract: Contract | None = None  # the source's schema, compiled (step 7b)
     rate_limit: int | None = None  # events per second (ingest/limits.py); None for none
+    event_salt: bytes | None = None  # keys event ids (receive.event_id); None on older sources
 
     def active_keys(self) -> list[tuple[str, str | Ed25519PublicKey]]:
         now = time.time()
@@ -133,6 +134,7 @@ class KeyCache:
                 signing=record.get("signing", "hmac"),
                 contract=_contract(record, previous),
                 rate_limit=limits.of_record(record),
+                event_salt=record.get("eventSalt"),
             )
         if previous is not None:
             entry.reloaded_at = previous.reloaded_at

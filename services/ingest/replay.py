@@ -78,6 +78,7 @@ def replay(
                 _signed(entry),
                 entry["body"],
                 entry.get("keyId"),
+                salt=record.get("eventSalt"),
                 refuse_reuse=refuse_reuse,
                 originally_received_at=entry["receivedAt"],
             )

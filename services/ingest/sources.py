@@ -186,6 +186,8 @@ def create(
         "provider": provider,
         "signing": signing,
         "keys": keys,
+        # Keys this source's event ids (ingest/receive.py event_id): never shown.
+        "eventSalt": secrets.token_bytes(16),
     }
     batch = db.batch()
     batch.create(source_store.source_ref(source_id), record)

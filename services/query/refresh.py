@@ -129,7 +129,7 @@ def record_statistics(source_id: str, snap, now: dt.datetime, trimmed: bool) -> 
         return Statistics(last, None)
     if written is not None and written > now - STATISTICS_EVERY:
         return Statistics(last, written + STATISTICS_EVERY)
-    (count,) = events.count().get(retry=store.retry())[0]
+    (count,) = source_store.stored_events(source_id).count().get(retry=store.retry())[0]
     stats = {"eventCount": int(count.value), "lastEventAt": last}
     if all(stored.get(k, "unset") == v for k, v in stats.items()):
         return Statistics(last, None)

@@ -294,7 +294,7 @@ def trim_once(source_id: str, retention: int) -> tuple[bool, bool]:
     if state.stale or excess <= 0 or all_cursor is None:
         return False, False
     events = _events(source_id)
-    query = events.order_by("receivedAt").order_by("__name__").select(["receivedAt", "size"])
+    query = events.order_by("receivedAt").order_by("__name__").select(source_store.TRIMMED_READS)
     listed = list(query.limit(min(excess, TRIM_CHUNK)).stream(retry=store.retry()))
     docs = [
         d
@@ -324,14 +324,15 @@ def trim_once(source_id: str, retention: int) -> tuple[bool, bool]:
             break
         for slot, delta in step.items():
             changes.setdefault(slot, rollups.Totals()).merge(delta)
-        trimmed.append(doc.reference)
+        trimmed.append(doc)
     if not trimmed:
         return False, False
     state.retained -= len(trimmed)
+    now = dt.datetime.now(dt.UTC)
 
     def delete_events(batch) -> None:
-        for ref in trimmed:
-            batch.delete(ref)
+        for doc in trimmed:
+            source_store.trim_event(batch, doc, now)  # or a tombstone while its key is open
 
     committed = _commit(source_id, state, changes, delete_events)
     return committed, True
@@ -475,7 +476,7 @@ def progress(source_id: str) -> dict[str, Any]:
     """How far folding has come: events folded into the all-events count of the retained ones,
     each field's cursor (the receive time it has folded up to), and old tags left to delete."""
     state = State.read(source_id)
-    (count,) = _events(source_id).count().get(retry=store.retry())[0]
+    (count,) = source_store.stored_events(source_id).count().get(retry=store.retry())[0]
     return {
         "folded": 0 if state.stale else state.retained,
         "retained": int(count.value),

@@ -1,0 +1,190 @@
+"""Group commit: must-not-exist creates from concurrent requests share one Firestore RPC
+(docs/performance.md "Group commit").
+
+A request that finds no commit in flight becomes the sender. Requests arriving while a commit is
+in flight queue up, and when it returns the first of them sends the whole queue (up to
+``MAX_WRITES``) in one ``BatchWrite``. A sender waits for no timer unless other requests have
+announced they are on their way (``arriving``: their signature verified, their body being
+parsed): then it waits for them, at most ``WINDOW_S``, so they share its RPC. A lone request is
+never delayed. On the emulator here one BatchWrite of 8 creates costs about a third of 8 single
+ones, so the shared RPC is what lets an instance outrun one commit per event.
+
+``BatchWrite`` applies each write on its own and reports a status per write: one event's
+conflict (its document already exists) never fails another's create, unlike an atomic commit.
+Each caller gets its own outcome, and returns only once its own write is durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import copy
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.common import context
+
+# Firestore's limit on writes in one BatchWrite request.
+MAX_WRITES = 500
+# How long a sender waits for requests that announced they are coming (then it sends anyway).
+WINDOW_S = 0.003
+_ALREADY_EXISTS = 6  # google.rpc.Code
+
+
+@dataclass(eq=False)
+class _Arrival:
+    """One request on its way to a create (``GroupCommit.arriving``)."""
+
+    group: GroupCommit
+    pending: bool = True
+
+
+_arrival: contextvars.ContextVar[_Arrival | None] = contextvars.ContextVar(
+    "group_commit_arrival", default=None
+)
+
+
+@dataclass(eq=False)
+class _Create:
+    ref: Any  # DocumentReference
+    data: dict[str, Any]
+    turn: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False  # woken to send the queue, not with an outcome
+    created: bool | None = None  # None until the outcome is known
+    error: BaseException | None = None
+
+    def outcome(self) -> bool:
+        if self.error is not None:
+            # Each waiter raises its own copy: one instance raised on many threads would share
+            # (and grow) one traceback.
+            raise copy.copy(self.error).with_traceback(None)
+        assert self.created is not None
+        return self.created
+
+
+class GroupCommit:
+    def __init__(self, client_factory, max_writes: int = MAX_WRITES) -> None:
+        self._client = client_factory
+        self._max = max_writes
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified when a coming create queues
+        self._queue: list[_Create] = []
+        self._coming = 0  # requests announced (``arriving``) and not queued or gone yet
+        self._busy = False  # a commit is in flight, or its sender is handing over
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Announce that this request will most likely call ``create`` soon, so a sender may
+        wait (at most ``WINDOW_S``) to take it along. Leaving without creating withdraws it."""
+        arrival = _Arrival(self)
+        with self._lock:
+            self._coming += 1
+        token = _arrival.set(arrival)
+        try:
+            yield
+        finally:
+            _arrival.reset(token)
+            with self._lock:
+                self._landed(arrival)
+
+    def _landed(self, arrival: _Arrival | None) -> None:
+        """(Under the lock.) An announced request queued its create or left."""
+        if arrival is not None and arrival.group is self and arrival.pending:
+            arrival.pending = False
+            self._coming -= 1
+            self._arrived.notify()
+
+    @property
+    def queued(self) -> int:
+        """Creates waiting for the commit in flight to return."""
+        with self._lock:
+            return len(self._queue)
+
+    def create(self, ref, data: dict[str, Any], retry=None) -> bool:
+        """Create ``ref`` with ``data`` if it does not exist: True when this call created it,
+        False when the document already existed. Storage errors raise, as a lone commit would."""
+        mine = _Create(ref, data)
+        with self._lock:
+            self._queue.append(mine)
+            self._landed(_arrival.get())
+            leads = not self._busy
+            self._busy = True
+        if not leads:
+            mine.turn.wait()
+            if not mine.leads:
+                return mine.outcome()
+        self._send(retry)
+        return mine.outcome()
+
+    def _send(self, retry) -> None:
+        with self._lock:
+            deadline = time.monotonic() + WINDOW_S
+            while self._coming and len(self._queue) < self._max:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._arrived.wait(left)
+            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+        ctx = context.current()
+        if ctx is not None:  # the sender's log line says how many writes its RPC carried
+            ctx.log_fields["groupCommit"] = ctx.log_fields.get("groupCommit", 0) + len(batch)
+        try:
+            for waiting, code in zip(batch, self._commit(batch, retry), strict=True):
+                if code == 0:
+                    waiting.created = True
+                elif code == _ALREADY_EXISTS:
+                    waiting.created = False
+                else:
+                    waiting.error = _status_error(code)
+        except BaseException as err:  # every waiter must wake, whatever went wrong
+            for waiting in batch:
+                if waiting.created is None:
+                    waiting.error = err
+        finally:
+            with self._lock:
+                if self._queue:  # those that arrived meanwhile: the first one sends them
+                    self._queue[0].leads = True
+                    self._queue[0].turn.set()
+                else:
+                    self._busy = False
+            for waiting in batch:
+                if not waiting.leads:
+                    waiting.turn.set()
+
+    def _commit(self, batch: list[_Create], retry) -> list[int]:
+        """Each create's status code. A BatchWrite may not write one document twice: concurrent
+        repeats of one idempotency key send the first create, and the others already exist
+        once it has (or share its error)."""
+        from google.cloud.firestore_v1.bulk_batch import BulkWriteBatch
+
+        writes = BulkWriteBatch(self._client())
+        senders: dict[str, _Create] = {}  # document path -> the create sent for it
+        for waiting in batch:
+            if waiting.ref.path not in senders:
+                senders[waiting.ref.path] = waiting
+                writes.create(waiting.ref, waiting.data)
+        kwargs = {} if retry is None else {"retry": retry}
+        response = writes.commit(**kwargs)
+        sent = {path: s.code for path, s in zip(senders, response.status, strict=True)}
+        codes = []
+        for waiting in batch:
+            code = sent[waiting.ref.path]
+            if code == 0 and senders[waiting.ref.path] is not waiting:
+                code = _ALREADY_EXISTS  # a repeat of the create that succeeded
+            codes.append(code)
+        return codes
+
+
+def _status_error(code: int) -> BaseException:
+    from google.api_core import exceptions as gexc
+
+    return gexc.from_grpc_status(_grpc_code(code), "the batched write failed")
+
+
+def _grpc_code(code: int):
+    import grpc
+
+    return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
