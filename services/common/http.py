@@ -256,6 +256,7 @@ class App:
                 "requestSize": str(request.content_length or 0),
             },
             firestoreOps=ctx.firestore_ops,
+            firestoreWrites=ctx.firestore_writes,
             **ctx.log_fields,
             **({"errorType": error_type} if error_type else {}),
             **({"errorCode": error_code} if error_code else {}),
@@ -281,15 +282,31 @@ def _is_credentials_outage(err: Exception) -> bool:
     )
 
 
+# A refused body announced at most this long is read to its end and dropped, 256 KiB at a time,
+# so the client's connection stays open for its next request (Go's net/http drains 256 KiB
+# for the same reason). Longer or chunked bodies are never read past the route's cap.
+DRAIN_LIMIT = 1024 * 1024
+_DRAIN_READ = 256 * 1024  # the inbound route's own cap: no read holds more
+
+
 def _end_body(request: Request) -> None:
-    """Nothing more is read from this request's body once it has been answered.
+    """Nothing more is kept from this request's body once it has been answered.
 
     functions-framework calls ``request.get_data()`` after every non-streamed answer, which would
     read into memory whatever the handler left: a refused 30 MiB body, or any body sent to a route
-    that never reads one (docs/operations.md). With the stream emptied that call reads
-    nothing, and gunicorn discards at most 64 KiB of what is left before it closes the connection
-    instead of keeping it alive. A handler that read its body whole loses nothing.
+    that never reads one (docs/operations.md). What is left of a body announced at most
+    ``DRAIN_LIMIT`` long is read and dropped (memory stays at one 256 KiB read), so the
+    connection is kept alive; otherwise the stream is emptied, ``get_data()`` reads nothing, and
+    gunicorn discards at most 64 KiB before it closes the connection instead of keeping it
+    alive. A handler that read its body whole loses nothing.
     """
+    length = request.content_length
+    if length is not None and length <= DRAIN_LIMIT:
+        try:
+            while request.stream.read(_DRAIN_READ):
+                pass
+        except (ClientDisconnected, OSError):
+            pass  # the client left: gunicorn closes the connection
     request.stream = io.BytesIO()
 
 

@@ -21,9 +21,13 @@ ERROR_EVENT_TYPE = (
 )
 
 
+# One encoder for every line (json.dumps with options builds a new one per call).
+_encoder = json.JSONEncoder(default=str, separators=(",", ":"))
+
+
 def log(severity: str, message: str, **fields: Any) -> None:
     entry = {"severity": severity, "message": message, "time": _now(), **fields}
-    line = json.dumps(entry, default=str, separators=(",", ":"))
+    line = _encoder.encode(entry)
     with _lock:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()

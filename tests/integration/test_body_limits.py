@@ -103,3 +103,54 @@ def test_a_30_mib_body_costs_no_more_than_the_cap(stack, service, method, path):
     assert answer == b"" or answer.startswith(b"HTTP/1.1 "), answer
     # Not a bound on the instance (other work may grow it), but a drained body would be 30 MiB.
     assert peak_rss(stack, service) - before < 16 * MIB
+
+
+def refuse_twice(base_url: str, path: str, size: int) -> tuple[bytes, bytes]:
+    """Two requests on one connection, each announcing ``size`` bytes of body (sent whole for
+    the first); the start of each answer, b"" when the connection was closed."""
+    url = urlsplit(base_url)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+    answers = []
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        for _ in range(2):
+            try:
+                sock.sendall(head + b"7" * size)
+                answers.append(_answer(sock))
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                answers.append(b"")
+    return answers[0], answers[1]
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """One whole HTTP answer (headers and Content-Length body), or b"" once closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(rest) < length:
+        rest += sock.recv(4096)
+    return head
+
+
+def test_a_refused_body_of_up_to_1_mib_keeps_the_connection_open(stack):
+    # Twice the ingest cap, announced: refused (413), then read and dropped, so the partner's
+    # next request on the same connection is answered.
+    first, second = refuse_twice(stack.url("ingest"), "/webhooks/inbound/src_x", 512 * 1024)
+    assert first.startswith(b"HTTP/1.1 413") and second.startswith(b"HTTP/1.1 413")
+
+
+def test_a_refused_body_over_1_mib_closes_the_connection(stack):
+    first, second = refuse_twice(stack.url("ingest"), "/webhooks/inbound/src_x", 3 * MIB)
+    assert first.startswith(b"HTTP/1.1 413")
+    assert b"connection: close" in first.lower() or second == b""

@@ -15,7 +15,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_errors
 
-from services.common import context
+from services.common import context, http
 from services.common.errors import Conflict
 from services.common.http import App, json_body, json_response, read_body, route
 
@@ -380,14 +380,25 @@ def test_a_body_up_to_the_limit_is_read_whole():
     assert call("/size", method="POST", data=b"x" * LIMIT).get_json() == {"size": LIMIT}
 
 
-def test_a_body_over_the_limit_by_content_length_is_refused_without_reading_it():
+def test_a_body_announced_over_1_mib_is_refused_without_reading_it():
+    announced = http.DRAIN_LIMIT + 1
+    stream = CountingStream(b"x" * announced)
+
+    response = call("/size", method="POST", input_stream=stream, content_length=announced)
+
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+    assert stream.consumed == 0
+
+
+def test_a_refused_body_of_up_to_1_mib_is_read_to_its_end_after_the_answer():
+    # Refused by Content-Length before any read; then dropped, so the connection can be reused.
     stream = CountingStream(b"x" * (LIMIT + 1))
 
     response = call("/size", method="POST", input_stream=stream, content_length=LIMIT + 1)
 
     assert response.status_code == 413
-    assert response.get_json()["error"]["code"] == "payload_too_large"
-    assert stream.consumed == 0
+    assert stream.consumed == LIMIT + 1
 
 
 def test_a_chunked_body_up_to_the_limit_is_read_whole():
