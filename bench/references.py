@@ -4,6 +4,9 @@ Served by functions-framework like the services (``--source=bench/references.py`
 - ``minimal``: parses ``Inlet-Signature``, checks the HMAC for one fixed secret, and commits one
   atomic batch creating the idempotency document and the event document. Nothing else.
 - ``bare``: reads one header and answers 401 with a JSON error.
+- ``minimal_clerk``: verifies the Svix signature for one fixed secret (the ``svix`` library)
+  and runs the Firestore transaction a Clerk user upsert needs (read the stored version, write
+  the user and the delivery record): the direct transaction, behind HTTP. Nothing else.
 
 They stay minimal on purpose: tuning a reference to flatter a ratio would defeat the point.
 """
@@ -13,12 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import os
 import secrets
 
 from flask import Request
 
 SECRET = os.environ.get("BENCH_SECRET", "").encode()
+CLERK_SECRET = os.environ.get("BENCH_WEBHOOK_SECRET", "")
 SOURCE = "src_bench_minimal"
 _client = None
 
@@ -67,3 +72,29 @@ def minimal(request: Request):
 def bare(request: Request):
     request.headers.get("Inlet-Signature")
     return _refuse("invalid_signature")
+
+
+def minimal_clerk(request: Request):
+    from google.cloud import firestore
+    from svix.webhooks import Webhook
+
+    body = request.get_data()
+    try:
+        Webhook(CLERK_SECRET).verify(body, dict(request.headers))
+    except Exception:  # any refusal is the same 401 here
+        return _refuse("invalid_signature")
+    event = json.loads(body)
+    db = _db()
+    user_ref = db.collection("bench_users").document(event["data"]["id"])
+    delivery = db.collection("bench_deliveries").document(request.headers["svix-id"])
+
+    @firestore.transactional
+    def apply(transaction) -> None:
+        stored = user_ref.get(transaction=transaction)
+        version = stored.get("version") if stored.exists else None
+        if version is None or version < 2:
+            transaction.set(user_ref, {"id": user_ref.id, "version": 2, "email": "a@b.c"})
+        transaction.set(delivery, {"status": "processed", "type": event["type"]})
+
+    apply(db.transaction())
+    return {"status": "processed"}, 200
