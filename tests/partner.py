@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -85,6 +86,26 @@ def send(url: str, secret: str, event=None, *, key=None, body: bytes | None = No
     return requests.post(
         url, data=body, headers={**headers(secret, body, key), **extra}, timeout=30, **kw
     )
+
+
+def repeats(url: str, secret: str, body: bytes, key: str, copies: int) -> list[requests.Response]:
+    """``copies`` identical signed requests (one idempotency key) sent at once."""
+    signed = headers(secret, body, key=key)
+
+    def post(_) -> requests.Response:
+        return requests.post(url, data=body, headers=signed, timeout=30)
+
+    with ThreadPoolExecutor(copies) as pool:
+        return list(pool.map(post, range(copies)))
+
+
+def one_accepted(answers: list[requests.Response]) -> str:
+    """The event id every answer names, once exactly one was accepted (202) and the others
+    answered as its duplicates (200)."""
+    assert sorted({a.status_code for a in answers}) in ([200, 202], [202])
+    assert [a.status_code for a in answers].count(202) == 1
+    (event_id,) = {a.json()["id"] for a in answers}
+    return event_id
 
 
 class SourceAPI:

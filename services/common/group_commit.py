@@ -27,8 +27,10 @@ from typing import Any
 
 from services.common import context
 
-# Firestore's limit on writes in one BatchWrite request.
+# Firestore's limits on one BatchWrite request: 500 writes, 10 MiB. A batch ends at either
+# (bodies of up to 256 KiB: about 36 of the largest events fit).
 MAX_WRITES = 500
+MAX_BYTES = 9 * 1024 * 1024
 # How long a sender waits for requests that announced they are coming (then it sends anyway).
 WINDOW_S = 0.003
 _ALREADY_EXISTS = 6  # google.rpc.Code
@@ -51,6 +53,8 @@ _arrival: contextvars.ContextVar[_Arrival | None] = contextvars.ContextVar(
 class _Create:
     ref: Any  # DocumentReference
     data: dict[str, Any]
+    size: int  # an estimate of the encoded write, in bytes
+    deadline: float | None  # the caller's storage deadline (monotonic), if it has one
     turn: threading.Event = field(default_factory=threading.Event)
     leads: bool = False  # woken to send the queue, not with an outcome
     created: bool | None = None  # None until the outcome is known
@@ -66,9 +70,12 @@ class _Create:
 
 
 class GroupCommit:
-    def __init__(self, client_factory, max_writes: int = MAX_WRITES) -> None:
+    def __init__(
+        self, client_factory, max_writes: int = MAX_WRITES, max_bytes: int = MAX_BYTES
+    ) -> None:
         self._client = client_factory
         self._max = max_writes
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # notified when a coming create queues
         self._queue: list[_Create] = []
@@ -106,7 +113,8 @@ class GroupCommit:
     def create(self, ref, data: dict[str, Any], retry=None) -> bool:
         """Create ``ref`` with ``data`` if it does not exist: True when this call created it,
         False when the document already existed. Storage errors raise, as a lone commit would."""
-        mine = _Create(ref, data)
+        ctx = context.current()
+        mine = _Create(ref, data, _size(data), None if ctx is None else ctx.storage_deadline)
         with self._lock:
             self._queue.append(mine)
             self._landed(_arrival.get())
@@ -127,10 +135,16 @@ class GroupCommit:
                 if left <= 0:
                     break
                 self._arrived.wait(left)
-            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+            batch = self._take()
         ctx = context.current()
-        if ctx is not None:  # the sender's log line says how many writes its RPC carried
+        own_deadline = None if ctx is None else ctx.storage_deadline
+        if ctx is not None:
+            # The sender's log line says how many writes its RPC carried. The RPC runs within
+            # the latest deadline of those it carries: a sender whose own budget is nearly
+            # spent must not turn the others' writes into 503s.
             ctx.log_fields["groupCommit"] = ctx.log_fields.get("groupCommit", 0) + len(batch)
+            deadlines = [w.deadline for w in batch]
+            ctx.storage_deadline = None if None in deadlines else max(deadlines)
         try:
             for waiting, code in zip(batch, self._commit(batch, retry), strict=True):
                 if code == 0:
@@ -144,6 +158,8 @@ class GroupCommit:
                 if waiting.created is None:
                     waiting.error = err
         finally:
+            if ctx is not None:
+                ctx.storage_deadline = own_deadline
             with self._lock:
                 if self._queue:  # those that arrived meanwhile: the first one sends them
                     self._queue[0].leads = True
@@ -153,6 +169,17 @@ class GroupCommit:
             for waiting in batch:
                 if not waiting.leads:
                     waiting.turn.set()
+
+    def _take(self) -> list[_Create]:
+        """(Under the lock.) The oldest queued creates that fit one request: at least one, at
+        most ``max_writes``, and no more than ``max_bytes`` in all."""
+        taken, size = 0, 0
+        for waiting in self._queue[: self._max]:
+            if taken and size + waiting.size > self._max_bytes:
+                break
+            taken, size = taken + 1, size + waiting.size
+        batch, self._queue = self._queue[:taken], self._queue[taken:]
+        return batch
 
     def _commit(self, batch: list[_Create], retry) -> list[int]:
         """Each create's status code. A BatchWrite may not write one document twice: concurrent
@@ -176,6 +203,11 @@ class GroupCommit:
                 code = _ALREADY_EXISTS  # a repeat of the create that succeeded
             codes.append(code)
         return codes
+
+
+def _size(data: dict[str, Any]) -> int:
+    """An upper estimate of a create's encoded size: its bytes and strings, plus overhead."""
+    return 1024 + sum(len(v) for v in data.values() if isinstance(v, bytes | str))
 
 
 def _status_error(code: int) -> BaseException:

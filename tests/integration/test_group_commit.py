@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from services.common import context
 from services.common.errors import StorageUnavailable
 from services.common.group_commit import GroupCommit
 
@@ -21,9 +22,12 @@ class HeldClient:
         self.gate = threading.Event()
         self.calls = 0
         self.fail_second = fail_second
+        self.deadlines: list[float | None] = []  # the sender's storage deadline, per commit
 
     def __call__(self):
         self.calls += 1
+        ctx = context.current()
+        self.deadlines.append(None if ctx is None else ctx.storage_deadline)
         if self.calls == 1:
             assert self.gate.wait(10)
         if self.calls == 2 and self.fail_second:
@@ -38,12 +42,19 @@ def run(group: GroupCommit, ref, data) -> object:
         return err
 
 
-def in_threads(group: GroupCommit, held: HeldClient, first, later) -> list:
-    """``first`` (ref, data) commits alone and is held; ``later`` arrive meanwhile."""
+def in_threads(group: GroupCommit, held: HeldClient, first, later, deadlines=None) -> list:
+    """``first`` (ref, data) commits alone and is held; ``later`` arrive meanwhile. Each call
+    runs in a request context with its storage deadline from ``deadlines``, when given."""
     results: dict[int, tuple] = {}
 
     def call(n: int, ref, data) -> None:
-        results[n] = run(group, ref, data)
+        ctx = context.RequestContext(f"r{n}")
+        ctx.storage_deadline = None if deadlines is None else deadlines[n]
+        token = context.activate(ctx)
+        try:
+            results[n] = run(group, ref, data)
+        finally:
+            context.deactivate(token)
 
     threads = [threading.Thread(target=call, args=(0, *first))]
     threads[0].start()
@@ -99,3 +110,30 @@ def test_a_failed_batch_fails_each_of_its_creates_and_the_next_one_goes_through(
     assert outcomes[1] is not outcomes[2]  # each waiter raises its own copy
     assert run(group, docs.document("x"), {"n": 2}) is True and held.calls == 3
     assert {d.id for d in docs.stream()} == {"first", "x"}
+
+
+def test_a_batch_ends_at_its_byte_bound_and_the_rest_go_in_the_next(docs, db):
+    held = HeldClient(db)
+    group = GroupCommit(held, max_bytes=150_000)
+    body = b"x" * 60_000
+    later = [(docs.document(f"big{n}"), {"body": body}) for n in range(4)]
+    outcomes = in_threads(group, held, (docs.document("first"), {"n": 0}), later)
+    assert outcomes == [True] * 5
+    assert held.calls == 3  # the first alone, then two and two (each ~61 KB, at most 150 KB)
+    assert len(list(docs.stream())) == 5
+
+
+def test_a_shared_write_runs_within_the_latest_deadline_it_carries(docs, db):
+    # A sender whose own budget is nearly spent must not fail the others' writes.
+    held = HeldClient(db)
+    group = GroupCommit(held)
+    now = time.monotonic()
+    first, second, third = now + 30, now + 5, now + 60
+    later = [(docs.document(name), {"n": 1}) for name in ("a", "b")]
+    outcomes = in_threads(
+        group, held, (docs.document("first"), {"n": 0}), later, [first, second, third]
+    )
+    assert outcomes == [True, True, True]
+    # The first commit ran within its sender's 30 s; the second, whichever of the others sent
+    # it (one of them has 5 s left), within the latest of the two: 60 s.
+    assert held.deadlines == [first, third]
