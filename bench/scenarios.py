@@ -60,6 +60,8 @@ class Bench:
         self.connections = connections
         # --quick: a change's own check in under two minutes: smaller histories, fewer repeats.
         self.quick = quick
+        # Each server is warmed up before it is measured; --quick warms for a second.
+        self.warm_s = 1.0 if quick else 3.0
         self.repeats = 3 if quick else 7
         self.ingest_url = stack.url("ingest")
         self.query_url = stack.url("query")
@@ -163,10 +165,12 @@ class Bench:
                     BODY,
                     "w" + run,
                 ),
-                3,
+                self.warm_s,
             )
             self.wrk(
-                minimal_url, load.fresh_keys("/", inlet_headers(secret, BODY), BODY, "w" + run), 3
+                minimal_url,
+                load.fresh_keys("/", inlet_headers(secret, BODY), BODY, "w" + run),
+                self.warm_s,
             )
             minimal_pids = measure.worker_pids(minimal.popen.pid)
             minimal_cpu, emulator_cpu = measure.cpu_ms(minimal_pids), self.emulator_cpu_ms()
@@ -356,8 +360,8 @@ class Bench:
         }
         bare_url, bare = self.reference("bare")
         try:
-            self.wrk(bare_url, load.fixed("POST", "/", bad, BODY), 3)
-            self.wrk(self.ingest_url, load.fixed("POST", path, bad, BODY), 3)
+            self.wrk(bare_url, load.fixed("POST", "/", bad, BODY), self.warm_s)
+            self.wrk(self.ingest_url, load.fixed("POST", path, bad, BODY), self.warm_s)
             reference = self.wrk(bare_url, load.fixed("POST", "/", bad, BODY))
             reference_oversize = self.wrk(bare_url, load.oversize("/", bad, OVERSIZE))
         finally:
@@ -410,9 +414,11 @@ class Bench:
         path = f"/webhooks/inbound/{source_id}"
         bare_url, bare = self.reference("bare")
         try:
-            self.wrk(bare_url, load.fixed("POST", "/", bad, BODY), 3)
+            self.wrk(bare_url, load.fixed("POST", "/", bad, BODY), self.warm_s)
             self.wrk(
-                self.ingest_url, load.fixed("POST", f"/webhooks/inbound/{warm_id}", bad, BODY), 3
+                self.ingest_url,
+                load.fixed("POST", f"/webhooks/inbound/{warm_id}", bad, BODY),
+                self.warm_s,
             )
             reference = self.wrk(bare_url, load.fixed("POST", "/", bad, BODY))
         finally:
@@ -524,12 +530,12 @@ class Bench:
             batch.commit()
 
     def aggregate(self) -> dict[str, object]:
-        """A 7d sum over 1,000, 10,000 and 100,000 events (``--quick``: 1,000 and 3,000):
+        """A 7d sum over 1,000, 10,000 and 100,000 events (``--quick``: 1,000 and 2,000):
         latency and Firestore RPCs."""
         params = {"window": "7d", "field": "amount", "op": "sum"}
         found: dict[str, object] = {}
         sizes = ((1000, "1k"), (10_000, "10k"), (100_000, "100k"))
-        for count, name in ((1000, "1k"), (3000, "3k")) if self.quick else sizes:
+        for count, name in ((1000, "1k"), (2000, "2k")) if self.quick else sizes:
             source_id, _ = self.source(f"aggregate-{name}")
             self.put_block(f"aggregate-{name}", source_id, params)  # rolls the field up
             started = time.monotonic()
@@ -561,7 +567,7 @@ class Bench:
             found[f"seed_s_{name}"] = round(seeded - started, 1)
             found[f"fold_s_{name}"] = round(folded - seeded, 1)
             found[f"fold_runs_{name}"] = runs
-        largest = "3k" if self.quick else "100k"
+        largest = "2k" if self.quick else "100k"
         found[f"ratio_{largest}_1k"] = round(found[f"ms_{largest}"] / found["ms_1k"], 3)
         return found
 
@@ -768,13 +774,19 @@ class Bench:
         minimal_url, minimal = self.reference("minimal_clerk", env)
         try:
             mine = "m" + run
-            self.wrk(minimal_url, load.presigned("/", deliveries("w" + mine, 1500), 2, warm), 2)
+            self.wrk(
+                minimal_url, load.presigned("/", deliveries("w" + mine, 1500), 2, warm), self.warm_s
+            )
             reference = self.wrk(minimal_url, load.presigned("/", deliveries(mine, count), 2, data))
         finally:
             minimal.stop()
         if reference.non2xx:
             raise RuntimeError(f"the minimal Clerk handler refused {reference.non2xx} deliveries")
-        self.wrk(url, load.presigned("/webhooks/clerk", deliveries("w" + run, 1500), 2, warm), 2)
+        self.wrk(
+            url,
+            load.presigned("/webhooks/clerk", deliveries("w" + run, 1500), 2, warm),
+            self.warm_s,
+        )
         ours = self.wrk(url, load.presigned("/webhooks/clerk", deliveries(run, count), 2, data))
 
         def upsert(slot: int, counter=[0]) -> None:  # noqa: B006 - a shared counter on purpose
