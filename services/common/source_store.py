@@ -97,9 +97,11 @@ def trim_event(batch, snap, now: dt.datetime) -> None:
         return
     stripped = {
         name: firestore.DELETE_FIELD
-        for name in ("receivedAt", "signedAt", "size", "body", "keyId", "scheme")
+        for name in (
+            *("receivedAt", "signedAt", "size", "body", "keyId", "scheme"),
+            "originallyReceivedAt",
+        )
     }
-    stripped["originallyReceivedAt"] = firestore.DELETE_FIELD
     batch.update(
         snap.reference,
         {**stripped, "keyUntil": own_until, "expireAt": until},

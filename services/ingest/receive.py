@@ -32,7 +32,6 @@ from services.ingest.limits import RateLimiter
 from services.ingest.quarantine import Quarantine
 
 MAX_BODY = 256 * 1024
-IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,7 @@ def store_event(
         live = _live(seen.id, record, now)
         if live is not None:
             return _repeat(live[0], live[1], body_digest, refuse_reuse)
-        return _reuse(events, seen, event, now, tried)
+        return _reuse(events, seen, record, event, now, tried)
 
     return retry_contended(
         attempt, message="idempotency key is contended, retry", code="idempotency_conflict"
@@ -219,13 +218,17 @@ def _live(head_id: str, record: dict, now: dt.datetime) -> tuple[str, bytes | No
     if record.get("latestUntil") is not None and record["latestUntil"] > now:
         return record["latest"], record.get("latestSha256")
     received = record.get("receivedAt")
-    until = received + IDEMPOTENCY_WINDOW if received is not None else record.get("keyUntil")
+    until = (
+        received + source_store.IDEMPOTENCY_WINDOW
+        if received is not None
+        else record.get("keyUntil")
+    )
     if until is not None and until > now:
         return head_id, record.get("bodySha256")
     return None
 
 
-def _reuse(events, seen, event: dict, now: dt.datetime, tried: set[str]) -> Stored:
+def _reuse(events, seen, record: dict, event: dict, now: dt.datetime, tried: set[str]) -> Stored:
     """A key reused after its window: a new event under a random id, and the head pointing at
     it, in one commit guarded on the head as read (two writes, only on reuse)."""
     from google.api_core import exceptions as gexc
@@ -233,9 +236,9 @@ def _reuse(events, seen, event: dict, now: dt.datetime, tried: set[str]) -> Stor
     db = store.client()
     reuse_id = new_event_id()
     tried.add(reuse_id)
-    until = now + IDEMPOTENCY_WINDOW
+    until = now + source_store.IDEMPOTENCY_WINDOW
     pointer = {"latest": reuse_id, "latestUntil": until, "latestSha256": event["bodySha256"]}
-    if "expireAt" in (seen.to_dict() or {}):
+    if "expireAt" in record:
         pointer["expireAt"] = until  # a tombstone head: kept while this generation is open
     batch = db.batch()
     batch.update(seen.reference, pointer, option=db.write_option(last_update_time=seen.update_time))

@@ -330,11 +330,11 @@ def trim_once(source_id: str, retention: int) -> tuple[bool, bool]:
     state.retained -= len(trimmed)
     now = dt.datetime.now(dt.UTC)
 
-    def delete_events(batch) -> None:
+    def trim_events(batch) -> None:
         for doc in trimmed:
             source_store.trim_event(batch, doc, now)  # or a tombstone while its key is open
 
-    committed = _commit(source_id, state, changes, delete_events)
+    committed = _commit(source_id, state, changes, trim_events)
     return committed, True
 
 

@@ -153,13 +153,20 @@ def test_retention_deletes_events_whose_key_windows_have_closed(clean, tenant, d
     assert partner.send(url, secret, {"n": 0}, key="old").status_code == 202
 
 
-def test_keys_stored_before_one_write_events_keep_answering_until_they_expire(clean, tenant, db):
-    created = tenant.create("Older").json()
-    url, secret, source_id = created["url"], created["secret"], created["id"]
-    source = db.collection("sources").document(source_id)
+def older_source(tenant, db, label: str) -> dict:
+    """A source as created before event ids were salted: it has no ``eventSalt`` (created
+    before any event is sent, so no instance has cached it with one)."""
     from google.cloud import firestore
 
-    source.update({"eventSalt": firestore.DELETE_FIELD})  # as a source from then has none
+    created = tenant.create(label).json()
+    source = db.collection("sources").document(created["id"])
+    source.update({"eventSalt": firestore.DELETE_FIELD})
+    return created
+
+
+def test_keys_stored_before_one_write_events_keep_answering_until_they_expire(clean, tenant, db):
+    created = older_source(tenant, db, "Older")
+    url, secret, source_id = created["url"], created["secret"], created["id"]
     now = dt.datetime.now(dt.UTC)
 
     def legacy(key: str, body: bytes | None, expires: dt.datetime) -> None:
@@ -181,11 +188,7 @@ def test_keys_stored_before_one_write_events_keep_answering_until_they_expire(cl
 
 
 def test_a_source_with_no_open_legacy_keys_never_reads_them(clean, tenant, db):
-    created = tenant.create("Clean").json()
-    source = db.collection("sources").document(created["id"])
-    from google.cloud import firestore
-
-    source.update({"eventSalt": firestore.DELETE_FIELD})
+    created = older_source(tenant, db, "Clean")
     answers = [
         partner.send(created["url"], created["secret"], {"n": n}, key=f"n{n}") for n in range(3)
     ]
