@@ -647,8 +647,24 @@ class Bench:
             "cpu_ms_per_refresh_at_most": round(cpu / max(len(served), 1), 1),
         }
 
+    def deployed(self) -> Path:
+        """The source zip ``pulumi up`` uploads (infra/source.py), unpacked: what a Cloud Run
+        instance starts from, its modules' bytecode included. A checkout run here compiles
+        every module at every start (this machine sets PYTHONDONTWRITEBYTECODE); no instance
+        does."""
+        where = self.state / "function-source"
+        if not where.exists():
+            import io
+            import zipfile
+
+            from infra import source
+
+            zipfile.ZipFile(io.BytesIO(source.bundle().content)).extractall(where)
+        return where
+
     def imports(self) -> dict[str, object]:
-        """Each service's entry import against what serving any request imports anyway."""
+        """Each service's entry import, from the deployed source, against what serving any
+        request imports anyway."""
         found = {}
         for service in ("clerk_sync", "ingest", "query"):
             module = f"services.{service}.main"
@@ -670,11 +686,12 @@ class Bench:
             f"for name in {list(modules)!r}: importlib.import_module(name)\n"
             "print(time.perf_counter() - started)\n"
         )
-        env = {**os.environ, **self.stack.service_env(), "PYTHONPATH": str(ROOT)}
+        deployed = self.deployed()
+        env = {**os.environ, **self.stack.service_env(), "PYTHONPATH": str(deployed)}
         out = subprocess.run(
             [sys.executable, "-c", code],
             env=env,
-            cwd=ROOT,
+            cwd=deployed,
             capture_output=True,
             text=True,
             check=True,
@@ -698,15 +715,17 @@ class Bench:
     def first_2xx(self, target: str, path: str, secret: str) -> float:
         """Seconds from spawning a server to the first 2xx of a real signed event."""
         port = free_port()
-        if target == "ingest":
-            argv = ["--source=services/ingest/main.py", "--target=ingest"]
+        if target == "ingest":  # as Cloud Run starts it: the deployed source's root main.py
+            where = self.deployed()
+            argv = [f"--source={where / 'main.py'}", "--target=ingest"]
         else:
+            where = ROOT
             argv = ["--source=bench/references.py", f"--target={target}"]
         env = {
             **os.environ,
             **self.stack.service_env(),
             "BENCH_SECRET": secret,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(where),
         }
         started = time.monotonic()
         process = spawn(

@@ -3,6 +3,7 @@ each target in a fresh interpreter with only that service's environment (docs/de
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from infra import entry, source
+from infra import entry, functions, source
 from infra.config import SERVICES
 from tests.infra import harness
 
@@ -97,18 +98,53 @@ def test_the_zip_holds_only_the_services_the_entry_module_and_runtime_requiremen
     assert "main.py" in names and "requirements.txt" in names
     others = set(names) - {"main.py", "requirements.txt"}
     static = {n for n in others if n.startswith("services/query/console/")}
-    assert others and all(n.startswith("services/") and n.endswith(".py") for n in others - static)
+    compiled = {n for n in others if "/__pycache__/" in n or n.startswith("__pycache__/")}
+    modules = others - static - compiled
+    assert modules and all(n.startswith("services/") and n.endswith(".py") for n in modules)
     # The console's page, modules and stylesheet, which the query service loads at start.
     console = ROOT / "services" / "query" / "console"
     assert (
         static == {p.relative_to(ROOT).as_posix() for p in console.rglob("*") if p.is_file()}
         and "services/query/console/index.html" in static
     )
-    assert not any(
-        "__pycache__" in n or n.startswith(("tests/", "devstack/", "infra/")) for n in names
-    )
+    assert not any(n.startswith(("tests/", "devstack/", "infra/")) for n in names)
+    # Bytecode: one pyc per module when built by the runtime's Python, nothing else.
+    if sys.implementation.cache_tag == source.RUNTIME_CACHE_TAG:
+        assert compiled == {pyc_of(n) for n in modules | {"main.py"}}
+    else:
+        assert not compiled
     archive = zipfile.ZipFile(io.BytesIO(source.bundle().content))
     assert archive.read("main.py") == (ROOT / "infra" / "entry.py").read_bytes()
+
+
+def pyc_of(module: str) -> str:
+    path = Path(module)
+    return (path.parent / "__pycache__" / f"{path.stem}.{source.RUNTIME_CACHE_TAG}.pyc").as_posix()
+
+
+def test_the_bytecode_is_for_the_functions_runtime():
+    version = functions.RUNTIME.removeprefix("python")  # python311: 311
+    assert source.RUNTIME_CACHE_TAG.split("-") == ["cpython", version]
+
+
+@pytest.mark.skipif(
+    sys.implementation.cache_tag != source.RUNTIME_CACHE_TAG, reason="built by another Python"
+)
+def test_each_pyc_is_checked_against_its_own_source_and_nothing_else():
+    archive = zipfile.ZipFile(io.BytesIO(source.bundle().content))
+    names = set(archive.namelist())
+    for name in [n for n in names if n.endswith(".py")]:
+        pyc = archive.read(pyc_of(name))
+        # PEP 552: the magic number, flags 0b11 (hash-based, checked), the source's hash.
+        assert pyc[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(pyc[4:8], "little") == 0b11
+        assert pyc[8:16] == importlib.util.source_hash(archive.read(name))
+
+
+def test_a_bundle_without_the_runtimes_python_ships_no_bytecode(tmp_path, monkeypatch):
+    root = copy_of_repository(tmp_path)
+    monkeypatch.setattr(source, "RUNTIME_CACHE_TAG", "cpython-399")
+    assert not [n for n in names_in(source.bundle(root)) if "__pycache__" in n]
 
 
 def locked(requirements: str) -> dict[str, str]:
@@ -144,7 +180,7 @@ def test_runtime_requirements_are_the_runtime_closure_of_the_lock_with_hashes():
 # --- The root entry module, in a fresh interpreter ------------------------------------------------
 
 PROBE = """
-import json, sys
+import importlib.util, json, os, sys
 import functions_framework
 app = functions_framework.create_app(target=sys.argv[1], source="main.py")
 answer = app.test_client().get("/health")
@@ -154,6 +190,11 @@ print(json.dumps({
     "body": answer.get_json(),
     "mains": sorted(m for m in sys.modules if m.startswith("services.") and m.endswith(".main")),
     "services": services.__file__,
+    "uncompiled": sorted(n for n, m in sys.modules.items() if n.startswith("services") and not (
+        os.path.exists(m.__spec__.cached)
+        and open(m.__spec__.cached, "rb").read()[8:16]
+        == importlib.util.source_hash(open(m.__file__, "rb").read())
+    )),
 }))
 """
 
@@ -198,6 +239,7 @@ def test_the_entry_module_serves_each_target_alone_in_a_fresh_interpreter(
         **service_environment(declared, service.key),
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(unpacked),
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
     done = subprocess.run(
         # -P: like the buildpack's server, the source directory is not put first on sys.path;
@@ -215,6 +257,10 @@ def test_the_entry_module_serves_each_target_alone_in_a_fresh_interpreter(
     assert result["body"]["status"] == "ok"
     assert result["mains"] == [entry.TARGETS[service.target]]  # no other service imported
     assert Path(result["services"]).is_relative_to(unpacked)  # the zip's copy, not the repo's
+    if sys.implementation.cache_tag == source.RUNTIME_CACHE_TAG:
+        # Every module had the zip's bytecode for its own source (PYTHONDONTWRITEBYTECODE:
+        # no pyc here was written by this run), so none was compiled.
+        assert result["uncompiled"] == []
 
 
 def test_the_entry_module_names_exactly_the_deployed_targets():

@@ -45,6 +45,8 @@ def test_every_console_file_is_served_and_nothing_else():
     assets = console.load_assets()
     assert {"index.html", "app.js", "api.js", "console.css"} <= set(assets)
     assert assets["app.js"].content_type == "text/javascript; charset=utf-8"
+    assert assets["index.html"].content_type == "text/html; charset=utf-8"
+    assert assets["console.css"].content_type == "text/css; charset=utf-8"
     for name in ("../main.py", "console.py", "index.html.bak"):
         with pytest.raises(console.NotFound):
             console.asset(assets, name)
