@@ -7,9 +7,9 @@ with a Flask request for every path.
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -312,7 +312,7 @@ def _end_body(request: Request) -> None:
 
 def _request_id(request: Request) -> str:
     given = request.headers.get("X-Request-Id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.match(given) else os.urandom(16).hex()
 
 
 def _ids(ctx: context.RequestContext, project: str) -> dict[str, str]:

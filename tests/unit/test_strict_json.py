@@ -136,6 +136,14 @@ def test_hostile_nesting_is_a_bad_request_not_a_recursion_error(body):
     refused(body)
 
 
+def test_many_brackets_that_do_not_nest_are_accepted():
+    # More than 64 brackets, counted first, then the value walked: wide is not deep.
+    wide = b"[" + b",".join([b"[]"] * 200) + b"]"
+    in_strings = b'{"a": "' + b"[{" * 200 + b'", "b": [[1]]}'
+    assert depth(parse_strict(wide)) == 2
+    assert depth(parse_strict(in_strings)) == 3
+
+
 def test_depth_of_scalars_is_zero_and_of_empty_containers_is_one():
     assert [depth(v) for v in (1, "s", None, [], {}, [1, 2], {"a": 1})] == [0, 0, 0, 1, 1, 1, 1]
 
