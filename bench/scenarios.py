@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from bench import load, measure
+from bench import load, measure, references
 from devstack.processes import ROOT, Process, free_port, spawn
 from devstack.stack import PROJECT, LocalStack, Ports
 
@@ -815,13 +815,17 @@ class Bench:
             user_ref = self.db.collection("bench_users").document(f"u{slot}_{counter[0]}")
             delivery = self.db.collection("bench_deliveries").document(secrets.token_hex(8))
 
+            user, record = references.clerk_documents(
+                clerk_user_event(user_ref.id), dt.datetime.now(dt.UTC)
+            )
+
             @firestore.transactional
             def apply(transaction) -> None:
                 stored = user_ref.get(transaction=transaction)
-                version = stored.get("version") if stored.exists else None
-                if version is None or version < 2:
-                    transaction.set(user_ref, {"id": user_ref.id, "version": 2, "email": "a@b.c"})
-                transaction.set(delivery, {"status": "processed", "type": "user.updated"})
+                version = stored.get("version.updatedAt") if stored.exists else None
+                if version is None or version < user["updatedAt"]:
+                    transaction.set(user_ref, user)
+                transaction.set(delivery, record)
 
             apply(self.db.transaction())
 
