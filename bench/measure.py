@@ -137,11 +137,13 @@ GOALS = [
         lambda s: s["reload_reads"] <= math.ceil(s["seconds"]) + 1,
     ),
     ("inspector", "ratio", ">= 0.7", lambda s: s["ratio"] >= 0.7),
+    # The RPCs and documents one 7d aggregate reads stay flat as history grows; its time on the
+    # emulator (which scans instead of using indexes) is reported, not a goal.
     (
         "aggregate",
-        "ratio_100k_1k",
-        "<= 1.5, ops_100k <= 300",
-        lambda s: s["ratio_100k_1k"] <= 1.5 and s["ops_100k"] <= 300,
+        "ops_100k",
+        "<= ops_1k + 2, docs_read_100k <= 300",
+        lambda s: s["ops_100k"] <= s["ops_1k"] + 2 and s["docs_read_100k"] <= 300,
     ),
     (
         "coalescing",

@@ -557,13 +557,15 @@ class Bench:
                     samples.append(time.perf_counter() - began)
                     answer.raise_for_status()
                 found[f"cpu_ms_{name}"] = round((self.service_cpu_ms("query") - cpu_before) / 15, 2)
-            ops = [
-                int(line.get("firestoreOps", 0))
+            queried = [
+                line
                 for line in window.lines()
                 if line["httpRequest"]["requestUrl"].endswith("/query")
             ]
             found[f"ms_{name}"] = median_ms(samples)
-            found[f"ops_{name}"] = max(ops)
+            found[f"ops_{name}"] = max(int(line.get("firestoreOps", 0)) for line in queried)
+            # Documents its reads returned (the service's own count, as for the RPCs).
+            found[f"docs_read_{name}"] = max(int(line["firestoreReads"]) for line in queried)
             found[f"seed_s_{name}"] = round(seeded - started, 1)
             found[f"fold_s_{name}"] = round(folded - seeded, 1)
             found[f"fold_runs_{name}"] = runs
@@ -644,6 +646,9 @@ class Bench:
                 sum(int(line.get("firestoreOps", 0)) for line in served) / max(len(served), 1), 1
             ),
             "writes_per_refresh": round(sum(writes) / max(len(served), 1), 1),
+            "reads_per_refresh": round(
+                sum(int(line.get("firestoreReads", 0)) for line in served) / max(len(served), 1), 1
+            ),
             "cpu_ms_per_refresh_at_most": round(cpu / max(len(served), 1), 1),
         }
 

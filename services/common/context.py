@@ -18,6 +18,8 @@ class RequestContext:
     # Each Firestore RPC's own deadline when not the default (task routes allow longer reads).
     rpc_deadline_s: float | None = None
     firestore_ops: int = 0
+    # Documents its queries and gets returned (Firestore bills a read for each).
+    firestore_reads: int = 0
     # Documents this request's commits wrote, per collection (a group commit counts on the
     # request that sent it).
     firestore_writes: dict[str, int] = field(default_factory=dict)

@@ -256,6 +256,7 @@ class App:
                 "requestSize": str(request.content_length or 0),
             },
             firestoreOps=ctx.firestore_ops,
+            firestoreReads=ctx.firestore_reads,
             firestoreWrites=ctx.firestore_writes,
             **ctx.log_fields,
             **({"errorType": error_type} if error_type else {}),

@@ -75,7 +75,8 @@ def _client_class():
         pass
 
     class BoundedCounting(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-        """Counts each RPC and document write against the current request and caps its deadline."""
+        """Counts each RPC, document write and document read against the current request and
+        caps its deadline."""
 
         def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
             return CallDetails(
@@ -98,7 +99,9 @@ def _client_class():
             return continuation(self._details(client_call_details), request)
 
         def intercept_unary_stream(self, continuation, client_call_details, request):
-            return continuation(self._details(client_call_details), request)
+            call = continuation(self._details(client_call_details), request)
+            ctx = context.current()
+            return call if ctx is None else _CountedStream(call, ctx)
 
     interceptor = BoundedCounting()
     # google-cloud-firestore has no public hook for a channel interceptor, so the subclasses
@@ -122,6 +125,33 @@ def _client_class():
             return super()._firestore_api_helper(Transport, client_class, client_module)
 
     return Client
+
+
+_DOCUMENT_FIELDS = ("document", "found")
+
+
+class _CountedStream:
+    """A server stream (RunQuery, BatchGetDocuments, RunAggregationQuery) whose documents are
+    counted against the request as they arrive; everything else is the gRPC call's own."""
+
+    def __init__(self, call, ctx: context.RequestContext) -> None:
+        self._call = call
+        self._ctx = ctx
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        response = next(self._call)
+        raw = type(response).pb(response)  # proto-plus's own protobuf message
+        fields = raw.DESCRIPTOR.fields_by_name
+        # A query's document (RunQuery) or a get's found one (BatchGetDocuments).
+        if any(name in fields and raw.HasField(name) for name in _DOCUMENT_FIELDS):
+            self._ctx.firestore_reads += 1
+        return response
+
+    def __getattr__(self, name: str):
+        return getattr(self._call, name)
 
 
 def client() -> firestore.Client:

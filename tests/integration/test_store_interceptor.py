@@ -50,6 +50,21 @@ def test_every_rpc_is_counted_against_its_request(fresh_client):
     assert ctx.firestore_ops == 1 and len(found) == 1  # streaming calls too
 
 
+def test_every_document_read_is_counted_against_its_request(fresh_client):
+    probe = fresh_client.collection("reads")
+    for n in range(5):
+        probe.document(f"d{n}").set({"n": n})
+    ctx, found = in_request(lambda: list(probe.where("n", ">=", 2).stream()))
+    assert len(found) == 3 and (ctx.firestore_ops, ctx.firestore_reads) == (1, 3)
+    refs = [probe.document("d0"), probe.document("d1"), probe.document("absent")]
+    ctx, snaps = in_request(lambda: list(fresh_client.get_all(refs)))
+    assert [s.exists for s in snaps].count(True) == 2 and ctx.firestore_reads == 2
+    ctx, counted = in_request(lambda: probe.count().get())
+    assert counted[0][0].value == 5 and ctx.firestore_reads == 0  # an aggregation, no document
+    ctx, none = in_request(lambda: list(probe.where("n", ">", 9).stream()))
+    assert none == [] and (ctx.firestore_ops, ctx.firestore_reads) == (1, 0)
+
+
 def test_a_spent_storage_budget_stops_the_call_before_it_is_sent(fresh_client):
     doc = fresh_client.collection("probe").document("two")
     with pytest.raises(StorageUnavailable):
@@ -85,4 +100,6 @@ def test_a_service_request_log_counts_its_firestore_rpcs(clean, source):
     answer = partner.send(source["url"], source["secret"])
     assert answer.status_code == 202
     # At least the event's commit and the refresh marker: a count of 0 means no interceptor.
-    assert request_log(clean, "ingest", answer.headers["X-Request-Id"])["firestoreOps"] >= 2
+    line = request_log(clean, "ingest", answer.headers["X-Request-Id"])
+    assert line["firestoreOps"] >= 2
+    assert line["firestoreReads"] >= 1  # the source's keys, read on this instance's first event
