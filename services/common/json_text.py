@@ -33,10 +33,12 @@ class RawNumber:
 def dumps(value: Any, *, ensure_ascii: bool = True) -> str:
     """Compact JSON; a ``RawNumber`` is written as its text. Other unknown objects as ``str``."""
     raw: list[str] = []
-    marker = f"\x00{secrets.token_hex(8)}:"
+    marker = ""  # made at the first RawNumber: most answers hold none, and pay no random nonce
 
     def default(obj: Any) -> Any:
+        nonlocal marker
         if isinstance(obj, RawNumber):
+            marker = marker or f"\x00{secrets.token_hex(8)}:"
             raw.append(obj.text)
             return f"{marker}{len(raw) - 1}"
         return str(obj)

@@ -353,6 +353,11 @@ def test_a_malformed_request_id_is_replaced(given):
     assert re.fullmatch(r"[0-9a-f]{32}", echoed)
 
 
+def test_generated_request_ids_differ():
+    ids = {call("/health").headers["X-Request-Id"] for _ in range(200)}
+    assert len(ids) == 200 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+
+
 def test_a_request_id_with_a_trailing_newline_is_replaced_not_echoed():
     # werkzeug's test client refuses such a header, so it goes in through the WSGI environ.
     response = call("/health", environ_overrides={"HTTP_X_REQUEST_ID": "abc\n"})

@@ -119,3 +119,8 @@ def test_beyond_the_double_range_a_result_has_17_significant_digits_in_exponent_
 def test_a_raw_number_cannot_be_forged_by_a_string_in_the_same_answer():
     text = json_text.dumps({"a": "\x000:0", "b": json_text.RawNumber("1e+400")})
     assert json.loads(text.replace("1e+400", "0"))["a"] == "\x000:0"
+
+
+def test_several_raw_numbers_in_one_answer_keep_their_places():
+    numbers = [json_text.RawNumber("1e+400"), 2, json_text.RawNumber("-3e+500")]
+    assert json_text.dumps({"n": numbers, "s": "x"}) == '{"n":[1e+400,2,-3e+500],"s":"x"}'
