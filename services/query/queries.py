@@ -99,8 +99,15 @@ def aggregate(
                 source_id, entry.tag, int(start.timestamp()), entry.cursor, state.read_time
             )
         )
-    for _, value in _unfolded(source_id, query.field, start, entry, state.read_time):
-        totals.add(value)
+    if query.field is None:
+        # Every event counts once and adds nothing: Firestore counts them (billed one read per
+        # 1,000 index entries) rather than each being read, as a refresh would do every second
+        # for the events not settled yet.
+        unfolded = _unfolded_count(source_id, start, entry, state.read_time)
+        totals.merge(rollups.Totals(count=unfolded))
+    else:
+        for _, value in _unfolded(source_id, query.field, start, entry, state.read_time):
+            totals.add(value)
     return rollups.result(query.op, query.window, totals)
 
 
@@ -166,21 +173,8 @@ def _unfolded(
     """(receive time in Unix seconds, value) of the window's events after the field's cursor,
     as of ``read_time``, for those that count. At most ``MAX_SCAN`` are read; past it a 503 to
     retry once the refresh has folded them."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    cursor = entry.cursor if entry else None
-    events = _events(source_id)
-    if cursor is not None and cursor.at >= start:
-        loose = events.order_by("receivedAt").order_by("__name__")
-        loose = loose.start_after({"receivedAt": cursor.at, "__name__": events.document(cursor.id)})
-    else:
-        loose = (
-            events.where(filter=FieldFilter("receivedAt", ">=", start))
-            .order_by("receivedAt")
-            .order_by("__name__")
-        )
     fields = ["receivedAt"] if field is None else ["receivedAt", "body"]
-    scan = loose.select(fields).limit(MAX_SCAN + 1)
+    scan = _after_cursor(source_id, start, entry).select(fields).limit(MAX_SCAN + 1)
     for scanned, doc in enumerate(scan.stream(retry=store.retry(), read_time=read_time), 1):
         if scanned > MAX_SCAN:
             raise StorageUnavailable(
@@ -193,6 +187,33 @@ def _unfolded(
         value = rollups.value_of(body, field)
         if value is not None:
             yield doc.get("receivedAt").timestamp(), value
+
+
+def _unfolded_count(
+    source_id: str, start: dt.datetime, entry: rollup_store.FieldState | None, read_time
+) -> int:
+    """How many of the window's events come after the all-events cursor, as of ``read_time``."""
+    counted = (
+        _after_cursor(source_id, start, entry).count().get(retry=store.retry(), read_time=read_time)
+    )
+    return int(counted[0][0].value)
+
+
+def _after_cursor(source_id: str, start: dt.datetime, entry: rollup_store.FieldState | None):
+    """The window's events after the field's cursor (all of the window's without one), in
+    receive order."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    cursor = entry.cursor if entry else None
+    events = _events(source_id)
+    if cursor is not None and cursor.at >= start:
+        after = events.order_by("receivedAt").order_by("__name__")
+        return after.start_after({"receivedAt": cursor.at, "__name__": events.document(cursor.id)})
+    return (
+        events.where(filter=FieldFilter("receivedAt", ">=", start))
+        .order_by("receivedAt")
+        .order_by("__name__")
+    )
 
 
 def roll_up(

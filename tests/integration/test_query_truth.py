@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import secrets
 
+from services.common import context
 from services.query import catalog, queries, refresh, rollup_store
 from tests import oracle, partner
 from tests.partner import count_block
@@ -403,7 +404,7 @@ def test_an_aggregate_reads_a_bounded_number_of_events_then_asks_for_a_retry(
     now = dt.datetime.now(dt.UTC)
     store_events(db, source["id"], [(now - dt.timedelta(minutes=5), {"v": 1})] * 6)
     monkeypatch.setattr(queries, "MAX_SCAN", 5)
-    query = catalog.Aggregate(window="1h", op="count", field=None)
+    query = catalog.Aggregate(window="1h", op="sum", field=("v",))
     try:
         queries.aggregate(source["id"], query, now)
     except queries.StorageUnavailable as err:
@@ -413,3 +414,25 @@ def test_an_aggregate_reads_a_bounded_number_of_events_then_asks_for_a_retry(
     while rollup_store.fold_once(source["id"], now)[0]:
         pass
     assert queries.aggregate(source["id"], query, now)["value"] == 6  # folded: no scan
+
+
+def test_a_count_has_firestore_count_the_events_not_folded_and_reads_none(
+    clean, dashboard, source, db, monkeypatch
+):
+    now = dt.datetime.now(dt.UTC)
+    old = [(now - dt.timedelta(minutes=30), {"v": 1})] * 4
+    recent = [(now - dt.timedelta(seconds=5), {"v": 1})] * 30  # not settled: never folded yet
+    store_events(db, source["id"], old + recent)
+    while rollup_store.fold_once(source["id"], now)[0]:
+        pass
+    monkeypatch.setattr(queries, "MAX_SCAN", 5)  # would refuse a scan of the 30
+    query = catalog.Aggregate(window="1h", op="count", field=None)
+    ctx = context.RequestContext(request_id="count")
+    token = context.activate(ctx)
+    try:
+        answer = queries.aggregate(source["id"], query, now)
+    finally:
+        context.deactivate(token)
+    assert answer["value"] == 34
+    # The source, the rollup state, the buckets: no event document.
+    assert ctx.firestore_reads <= 3
