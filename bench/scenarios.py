@@ -638,7 +638,8 @@ class Bench:
         return {
             "events": events,
             "burst_s": round(last[0] - started, 1),
-            "refreshes": len(served) - len(followups),
+            # The burst's own: the block's creation asked for one more ("change") before it.
+            "refreshes": sum(1 for line in served if line.get("reason") == "event"),
             "followups": len(followups) + len(pending),
             "followups_pending": len(pending),
             "fresh_after_last_event_s": round(fresh, 2) if fresh is not None else None,
