@@ -42,6 +42,8 @@ def free_port() -> int:
     low = _ephemeral_low()
     for _ in range(200):
         port = random.randrange(max(1024, low - 12000), low)
+        if port in _handed_out:  # free now, but another of this process's servers may take it
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
