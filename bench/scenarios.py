@@ -660,12 +660,9 @@ class Bench:
         does."""
         where = self.state / "function-source"
         if not where.exists():
-            import io
-            import zipfile
-
             from infra import source
 
-            zipfile.ZipFile(io.BytesIO(source.bundle().content)).extractall(where)
+            source.bundle().extract(where)
         return where
 
     def imports(self) -> dict[str, object]:

@@ -52,6 +52,10 @@ class SourceBundle:
     def object_name(self) -> str:
         return f"inlet-source-{self.digest[:32]}.zip"
 
+    def extract(self, where: Path) -> None:
+        """Unpack the zip into ``where``, as Cloud Build receives it."""
+        zipfile.ZipFile(io.BytesIO(self.content)).extractall(where)
+
 
 def bundle(root: Path = ROOT) -> SourceBundle:
     """The deterministic zip of everything the services run, built from ``root``."""

@@ -98,7 +98,12 @@ def trim_event(batch, snap, now: dt.datetime) -> None:
     stripped = {
         name: firestore.DELETE_FIELD
         for name in (
-            *("receivedAt", "signedAt", "size", "body", "keyId", "scheme"),
+            "receivedAt",
+            "signedAt",
+            "size",
+            "body",
+            "keyId",
+            "scheme",
             "originallyReceivedAt",
         )
     }

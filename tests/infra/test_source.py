@@ -202,7 +202,7 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory) -> Path:
     where = tmp_path_factory.mktemp("function-source")
-    zipfile.ZipFile(io.BytesIO(source.bundle().content)).extractall(where)
+    source.bundle().extract(where)
     return where
 
 
