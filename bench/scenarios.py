@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -20,7 +22,7 @@ import requests
 
 from bench import load, measure, references
 from devstack.processes import ROOT, Process, free_port, spawn
-from devstack.stack import PROJECT, LocalStack, Ports
+from devstack.stack import PROJECT, QUEUE, LocalStack, Ports
 
 BODY = json.dumps({"type": "order.paid", "amount": 42.5, "currency": "EUR"}).encode()
 OVERSIZE = 300 * 1024  # over ingest's 256 KiB cap
@@ -128,6 +130,55 @@ class Bench:
     def emulator_cpu_ms(self) -> float:
         return measure.cpu_ms(measure.descendants(self.stack.processes["firestore"].popen.pid))
 
+    @functools.cached_property
+    def _tasks(self):
+        import grpc
+        from google.cloud import tasks_v2
+        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+        channel = grpc.insecure_channel(self.stack.tasks_host)
+        return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+
+    @contextlib.contextmanager
+    def refreshes_held(self):
+        """Hold the refresh queue while a ratio is measured, starting once no refresh runs.
+
+        The refreshes ingest schedules run in the query service, on Cloud Run on instances of
+        its own. Here they would share the two cores with both sides of a ratio, and on the
+        emulator, which has no indexes, each refresh query scans the source's whole event
+        collection: about 1 ms of emulator CPU per event ingested. Held, the tasks still queue
+        (ingest pays for scheduling them) and run once the phase is over."""
+        self._tasks.pause_queue(name=QUEUE)
+        try:
+            self.settle()
+            yield
+        finally:
+            self._tasks.resume_queue(name=QUEUE)
+
+    def settle(self) -> float:
+        """Wait until the query service and the emulator have been idle for half a second (a
+        refresh in flight has finished), at most 5 s in --quick and 20 s otherwise; the seconds
+        waited."""
+        query = measure.worker_pids(self.stack.processes["query"].popen.pid)
+        started = time.monotonic()
+        limit = started + (5 if self.quick else 20)
+        quiet = 0
+        while quiet < 2 and time.monotonic() < limit:
+            query_ms, emulator_ms = measure.cpu_ms(query), self.emulator_cpu_ms()
+            time.sleep(0.25)
+            query_ms = measure.cpu_ms(query) - query_ms
+            emulator_ms = self.emulator_cpu_ms() - emulator_ms
+            quiet = quiet + 1 if query_ms < 5 and emulator_ms < 15 else 0
+        return round(time.monotonic() - started, 2)
+
+    def delete_source(self, source_id: str) -> None:
+        """Delete a section's source once measured: refreshes still queued for it find it gone
+        and cost next to nothing, instead of folding its events during the next section."""
+        answer = requests.delete(
+            f"{self.ingest_url}/v1/sources/{source_id}", headers=self.auth, timeout=30
+        )
+        answer.raise_for_status()
+
     def log(self, service: str) -> measure.LogWindow:
         return measure.LogWindow(self.stack.processes[service].log_path)
 
@@ -151,51 +202,71 @@ class Bench:
     # -- sections ----------------------------------------------------------------------------
 
     def ingest(self) -> dict[str, object]:
+        """Inlet's receiver against the minimal handler, both with the refresh queue held
+        (``refreshes_held``). A full run first measures Inlet with the query service refreshing
+        the source on the same cores, reported apart (``*_refreshing``)."""
         source_id, secret = self.source("bench")
         warm_id, warm_secret = self.source("warm-up")
         minimal_url, minimal = self.reference("minimal", {"BENCH_SECRET": secret})
+        run = secrets.token_hex(4)
+        ours_path = f"/webhooks/inbound/{source_id}"
+        warm_path = f"/webhooks/inbound/{warm_id}"
+        refreshing = None
         try:
-            run = secrets.token_hex(4)
-            ours_path = f"/webhooks/inbound/{source_id}"
             self.wrk(
                 self.ingest_url,
-                load.fresh_keys(
-                    f"/webhooks/inbound/{warm_id}",
-                    inlet_headers(warm_secret, BODY),
-                    BODY,
-                    "w" + run,
-                ),
+                load.fresh_keys(warm_path, inlet_headers(warm_secret, BODY), BODY, "w" + run),
                 self.warm_s,
             )
-            self.wrk(
-                minimal_url,
-                load.fresh_keys("/", inlet_headers(secret, BODY), BODY, "w" + run),
-                self.warm_s,
-            )
-            minimal_pids = measure.worker_pids(minimal.popen.pid)
-            minimal_cpu, emulator_cpu = measure.cpu_ms(minimal_pids), self.emulator_cpu_ms()
-            reference = self.wrk(
-                minimal_url, load.fresh_keys("/", inlet_headers(secret, BODY), BODY, "m" + run)
-            )
-            minimal_cpu = measure.cpu_ms(minimal_pids) - minimal_cpu
-            minimal_emulator = self.emulator_cpu_ms() - emulator_cpu
-            window = self.log("ingest")
-            cpu_before, emulator_cpu = self.service_cpu_ms("ingest"), self.emulator_cpu_ms()
-            ours = self.wrk(
-                self.ingest_url,
-                load.fresh_keys(ours_path, inlet_headers(secret, BODY), BODY, "i" + run),
-            )
-            cpu = self.service_cpu_ms("ingest") - cpu_before
-            emulator = self.emulator_cpu_ms() - emulator_cpu
-            accepted = window.count(ours_path)  # answered requests the log saw
-            written = window.firestore_writes()
-            rpcs = window.firestore_ops()
-            batched = group_commit_mean(window.lines())
+            if not self.quick:  # refreshes running, on the warm-up source (its keys apart)
+                refreshing_emulator = self.emulator_cpu_ms()
+                refreshing = self.wrk(
+                    self.ingest_url,
+                    load.fresh_keys(warm_path, inlet_headers(warm_secret, BODY), BODY, "r" + run),
+                )
+                refreshing_emulator = self.emulator_cpu_ms() - refreshing_emulator
+            with self.refreshes_held():
+                self.wrk(
+                    minimal_url,
+                    load.fresh_keys("/", inlet_headers(secret, BODY), BODY, "w" + run),
+                    self.warm_s,
+                )
+                minimal_pids = measure.worker_pids(minimal.popen.pid)
+                minimal_cpu, emulator_cpu = measure.cpu_ms(minimal_pids), self.emulator_cpu_ms()
+                reference = self.wrk(
+                    minimal_url, load.fresh_keys("/", inlet_headers(secret, BODY), BODY, "m" + run)
+                )
+                minimal_cpu = measure.cpu_ms(minimal_pids) - minimal_cpu
+                minimal_emulator = self.emulator_cpu_ms() - emulator_cpu
+                window = self.log("ingest")
+                cpu_before, emulator_cpu = self.service_cpu_ms("ingest"), self.emulator_cpu_ms()
+                ours = self.wrk(
+                    self.ingest_url,
+                    load.fresh_keys(ours_path, inlet_headers(secret, BODY), BODY, "i" + run),
+                )
+                cpu = self.service_cpu_ms("ingest") - cpu_before
+                emulator = self.emulator_cpu_ms() - emulator_cpu
+                accepted = window.count(ours_path)  # answered requests the log saw
+                written = window.firestore_writes()
+                rpcs = window.firestore_ops()
+                batched = group_commit_mean(window.lines())
         finally:
             minimal.stop()
         direct = self.direct_commits()
         unanswered = self.stored_keys(source_id)
         exact = self.exactly_once(source_id, secret, 500 if self.quick else 2000)
+        for measured in (source_id, warm_id):
+            self.delete_source(measured)
+        while_refreshing = {}
+        if refreshing is not None:
+            while_refreshing = {
+                "events_per_s_refreshing": round(refreshing.per_s, 1),
+                "p99_ms_refreshing": refreshing.p99_ms,
+                "ratio_vs_minimal_refreshing": round(refreshing.per_s / reference.per_s, 3),
+                "emulator_cpu_ms_per_event_refreshing": round(
+                    refreshing_emulator / max(refreshing.requests, 1), 3
+                ),
+            }
         return {
             "events_per_s": round(ours.per_s, 1),
             "p50_ms": ours.p50_ms,
@@ -221,6 +292,7 @@ class Bench:
             # wrk stops mid-flight: events it sent but never read the answer of are stored
             "wrk_stored_minus_2xx": len(unanswered) - ours.ok,
             **exact,
+            **while_refreshing,
         }
 
     def rate_limit(self, limit: int = 50, workers: int = 2) -> dict[str, object]:
@@ -618,13 +690,24 @@ class Bench:
         settled = last[0] + rollup_store.SETTLE.total_seconds() + 15
         if not self.quick:
             time.sleep(max(0.0, settled - time.monotonic()))
+
+        def refresh_lines() -> list[dict]:
+            return [
+                line
+                for line in window.lines()
+                if line["httpRequest"]["requestUrl"] == "/tasks/refresh"
+                and line.get("sourceId") == source_id
+            ]
+
+        # A refresh writes the block before it answers and logs: the block can read fresh a
+        # moment before the refresh that made it so has its log line.
+        logged = time.monotonic() + 5
+        while not any(line.get("reason") == "event" for line in refresh_lines()):
+            if time.monotonic() > logged:
+                break
+            time.sleep(0.05)
         now = dt.datetime.now(dt.UTC)
-        served = [
-            line
-            for line in window.lines()
-            if line["httpRequest"]["requestUrl"] == "/tasks/refresh"
-            and line.get("sourceId") == source_id
-        ]
+        served = refresh_lines()
         pending = [
             m
             for m in self.db.collection("refresh_pending").stream()
