@@ -19,10 +19,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import datetime as dt
+import functools
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from services.common import context
@@ -185,24 +188,82 @@ class GroupCommit:
         """Each create's status code. A BatchWrite may not write one document twice: concurrent
         repeats of one idempotency key send the first create, and the others already exist
         once it has (or share its error)."""
-        from google.cloud.firestore_v1.bulk_batch import BulkWriteBatch
-
-        writes = BulkWriteBatch(self._client())
+        client = self._client()
         senders: dict[str, _Create] = {}  # document path -> the create sent for it
+        writes = []
         for waiting in batch:
-            if waiting.ref.path not in senders:
-                senders[waiting.ref.path] = waiting
-                writes.create(waiting.ref, waiting.data)
+            path = waiting.ref._document_path
+            if path not in senders:
+                senders[path] = waiting
+                writes.append(create_write(path, waiting.data))
+        # What BulkWriteBatch.commit sends, built from the raw messages above.
+        request = _messages().BatchWriteRequest(database=client._database_string, writes=writes)
         kwargs = {} if retry is None else {"retry": retry}
-        response = writes.commit(**kwargs)
+        response = client._firestore_api.batch_write(
+            request=request, metadata=client._rpc_metadata, **kwargs
+        )
         sent = {path: s.code for path, s in zip(senders, response.status, strict=True)}
         codes = []
         for waiting in batch:
-            code = sent[waiting.ref.path]
-            if code == 0 and senders[waiting.ref.path] is not waiting:
+            path = waiting.ref._document_path
+            code = sent[path]
+            if code == 0 and senders[path] is not waiting:
                 code = _ALREADY_EXISTS  # a repeat of the create that succeeded
             codes.append(code)
         return codes
+
+
+def create_write(path: str, data: dict[str, Any]):
+    """The raw protobuf ``Write`` that creates document ``path`` (a full resource name) with
+    ``data``: the message the client's ``create`` builds, the same bytes, at about a quarter of
+    the CPU. The client builds it through proto-plus wrappers, some 10 µs per value; an event
+    has nine. Strings, bytes, numbers, booleans and plain datetimes are set directly; any other
+    value (maps, arrays, references, subclasses) is encoded by the client itself. A transform
+    (``SERVER_TIMESTAMP`` and the like) has no place in a group commit: TypeError."""
+    pb = _messages()
+    made = pb.Write()
+    made.update.name = path
+    fields = made.update.fields
+    for name, value in data.items():
+        kind = _SCALARS.get(type(value))
+        if kind is not None:
+            setattr(fields[name], kind, value)  # the map makes the Value in place
+        elif type(value) is dt.datetime:
+            # Naive reads as UTC, as the client's encoder reads it; a timedelta's seconds and
+            # microseconds are never negative, so times before 1970 come out right too.
+            since = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)) - _EPOCH
+            stamp = fields[name].timestamp_value
+            stamp.seconds = since.days * 86_400 + since.seconds
+            stamp.nanos = since.microseconds * 1000
+        else:
+            fields[name].CopyFrom(pb.raw_value(pb.encode_value(value)))
+    made.current_document.exists = False
+    return made
+
+
+@functools.cache
+def _messages() -> SimpleNamespace:
+    """The raw message classes behind the client's proto-plus types (imported on first use)."""
+    from google.cloud.firestore_v1 import _helpers
+    from google.cloud.firestore_v1.types import document, firestore, write
+
+    return SimpleNamespace(
+        raw_value=document.Value.pb,  # a proto-plus Value's own raw message
+        Write=write.Write.pb(),
+        BatchWriteRequest=firestore.BatchWriteRequest.pb(),
+        encode_value=_helpers.encode_value,
+    )
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Exact types only: bool is an int, and a bytes subclass may carry a BSON subtype.
+_SCALARS = {
+    str: "string_value",
+    bytes: "bytes_value",
+    bool: "boolean_value",
+    int: "integer_value",
+    float: "double_value",
+}
 
 
 def _size(data: dict[str, Any]) -> int:
