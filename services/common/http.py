@@ -283,11 +283,10 @@ def _is_credentials_outage(err: Exception) -> bool:
     )
 
 
-# A refused body announced at most this long is read to its end and dropped, 256 KiB at a time,
-# so the client's connection stays open for its next request (Go's net/http drains 256 KiB
-# for the same reason). Longer or chunked bodies are never read past the route's cap.
+# A refused body announced at most this long is read to its end and dropped, so the client's
+# connection stays open for its next request (Go's net/http drains a refused body for the same
+# reason). Longer or chunked bodies are never read past the route's cap.
 DRAIN_LIMIT = 1024 * 1024
-_DRAIN_READ = 256 * 1024  # the inbound route's own cap: no read holds more
 
 
 def _end_body(request: Request) -> None:
@@ -296,15 +295,22 @@ def _end_body(request: Request) -> None:
     functions-framework calls ``request.get_data()`` after every non-streamed answer, which would
     read into memory whatever the handler left: a refused 30 MiB body, or any body sent to a route
     that never reads one (docs/operations.md). What is left of a body announced at most
-    ``DRAIN_LIMIT`` long is read and dropped (memory stays at one 256 KiB read), so the
-    connection is kept alive; otherwise the stream is emptied, ``get_data()`` reads nothing, and
-    gunicorn discards at most 64 KiB before it closes the connection instead of keeping it
-    alive. A handler that read its body whole loses nothing.
+    ``DRAIN_LIMIT`` long is read in one call and dropped, so the connection is kept alive;
+    otherwise the stream is emptied, ``get_data()`` reads nothing, and gunicorn discards at most
+    64 KiB before it closes the connection instead of keeping it alive. A handler that read its
+    body whole loses nothing.
+
+    The drain reads the server's own input (``wsgi.input``, which stops at Content-Length), in
+    one call: through werkzeug's stream, in 256 KiB steps, each read zeroed a fresh buffer and
+    copied the bytes three more times, and a 300 KiB refusal cost 1.06 ms of CPU against the
+    bare endpoint's 0.87 (0.89 now, measured alternately on this machine). It holds at most
+    ``DRAIN_LIMIT`` for a moment, as ``get_data()`` would have held the whole body.
     """
     length = request.content_length
     if length is not None and length <= DRAIN_LIMIT:
+        source = request.environ["wsgi.input"]
         try:
-            while request.stream.read(_DRAIN_READ):
+            while source.read(DRAIN_LIMIT):
                 pass
         except (ClientDisconnected, OSError):
             pass  # the client left: gunicorn closes the connection
