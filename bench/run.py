@@ -115,6 +115,7 @@ def main() -> int:
                 results.setdefault("section_seconds", {})[section] = round(
                     time.monotonic() - began, 1
                 )
+        results["settled_s"] = round(bench.settled_s, 1)
     finally:
         stack.stop()
     results["total_s"] = results["run_seconds"] = round(time.monotonic() - started, 1)

@@ -65,6 +65,7 @@ class Bench:
         # Each server is warmed up before it is measured; --quick warms for a second.
         self.warm_s = 1.0 if quick else 3.0
         self.repeats = 3 if quick else 7
+        self.settled_s = 0.0  # spent waiting for refreshes in flight to end (refreshes_held)
         self.ingest_url = stack.url("ingest")
         self.query_url = stack.url("query")
         self.auth = {"Authorization": f"Bearer {stack.issuer.session_token('user_bench')}"}
@@ -150,7 +151,7 @@ class Bench:
         (ingest pays for scheduling them) and run once the phase is over."""
         self._tasks.pause_queue(name=QUEUE)
         try:
-            self.settle()
+            self.settled_s += self.settle()
             yield
         finally:
             self._tasks.resume_queue(name=QUEUE)
@@ -251,7 +252,7 @@ class Bench:
                 rpcs = window.firestore_ops()
                 batched = group_commit_mean(window.lines())
         finally:
-            minimal.stop()
+            minimal.kill()
         direct = self.direct_commits()
         unanswered = self.stored_keys(source_id)
         exact = self.exactly_once(source_id, secret, 500 if self.quick else 2000)
@@ -437,7 +438,7 @@ class Bench:
             reference = self.wrk(bare_url, load.fixed("POST", "/", bad, BODY))
             reference_oversize = self.wrk(bare_url, load.oversize("/", bad, OVERSIZE))
         finally:
-            bare.stop()
+            bare.kill()
         window = self.log("ingest")
         cpu_before = self.service_cpu_ms("ingest")
         bad_signature = self.wrk(self.ingest_url, load.fixed("POST", path, bad, BODY))
@@ -494,7 +495,7 @@ class Bench:
             )
             reference = self.wrk(bare_url, load.fixed("POST", "/", bad, BODY))
         finally:
-            bare.stop()
+            bare.kill()
         window = self.log("ingest")
         flood = self.wrk(self.ingest_url, load.fixed("POST", path, bad, BODY))
         lines = [line for line in window.lines() if line["httpRequest"]["requestUrl"] == path]
@@ -842,7 +843,7 @@ class Bench:
                         time.sleep(0.005)
             raise RuntimeError(f"{target} never answered 2xx")
         finally:
-            process.stop()
+            process.kill()
 
     def clerk_sync(self) -> dict[str, object]:
         from svix.webhooks import Webhook
@@ -884,7 +885,7 @@ class Bench:
             )
             reference = self.wrk(minimal_url, load.presigned("/", deliveries(mine, count), 2, data))
         finally:
-            minimal.stop()
+            minimal.kill()
         if reference.non2xx:
             raise RuntimeError(f"the minimal Clerk handler refused {reference.non2xx} deliveries")
         self.wrk(
