@@ -161,6 +161,19 @@ class Result:
         return self.requests - self.non2xx
 
 
+def combined(*results: Result) -> Result:
+    """Phases of one server counted as one: requests and seconds add up; the percentiles are
+    the slowest phase's (wrk reports no histogram to merge)."""
+    return Result(
+        requests=sum(r.requests for r in results),
+        seconds=sum(r.seconds for r in results),
+        non2xx=sum(r.non2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        p50_ms=max(r.p50_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+    )
+
+
 def run(url: str, script: str, seconds: float, connections: int = 8, threads: int = 2) -> Result:
     wrk = shutil.which("wrk")
     if wrk is None:
