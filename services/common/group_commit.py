@@ -196,7 +196,8 @@ class GroupCommit:
             if path not in senders:
                 senders[path] = waiting
                 writes.append(create_write(path, waiting.data))
-        # What BulkWriteBatch.commit sends, built from the raw messages above.
+        # What BulkWriteBatch.commit sends, built from the raw messages above, through the same
+        # client attributes it uses (tests/integration/test_group_commit.py runs them).
         request = _messages().BatchWriteRequest(database=client._database_string, writes=writes)
         kwargs = {} if retry is None else {"retry": retry}
         response = client._firestore_api.batch_write(
@@ -215,9 +216,9 @@ class GroupCommit:
 
 def create_write(path: str, data: dict[str, Any]):
     """The raw protobuf ``Write`` that creates document ``path`` (a full resource name) with
-    ``data``: the message the client's ``create`` builds, the same bytes, at about a quarter of
-    the CPU. The client builds it through proto-plus wrappers, some 10 µs per value; an event
-    has nine. Strings, bytes, numbers, booleans and plain datetimes are set directly; any other
+    ``data``: the message the client's ``create`` builds, the same bytes. The client builds it
+    through proto-plus wrappers, some 10 µs per value (168 µs for an event here); set in place,
+    it takes 9 µs. Strings, bytes, numbers, booleans and plain datetimes are set directly; any other
     value (maps, arrays, references, subclasses) is encoded by the client itself. A transform
     (``SERVER_TIMESTAMP`` and the like) has no place in a group commit: TypeError."""
     pb = _messages()
