@@ -9,6 +9,7 @@ ten minutes on two cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -106,12 +107,9 @@ def main() -> int:
             if section in wanted:
                 print(f"-- {section}", file=sys.stderr, flush=True)
                 began = time.monotonic()
-                measure_section = getattr(bench, METHODS.get(section, section))
-                if section in HELD:
-                    with bench.refreshes_held():
-                        results[section] = measure_section()
-                else:
-                    results[section] = measure_section()
+                held = bench.refreshes_held() if section in HELD else contextlib.nullcontext()
+                with held:
+                    results[section] = getattr(bench, METHODS.get(section, section))()
                 results.setdefault("section_seconds", {})[section] = round(
                     time.monotonic() - began, 1
                 )

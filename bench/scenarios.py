@@ -501,17 +501,18 @@ class Bench:
         bad = {**inlet_headers("whsec_" + "A" * 43, BODY), "Idempotency-Key": "bench-inspector"}
         path = f"/webhooks/inbound/{source_id}"
         bare_url, bare = self.reference("bare")
+        bare_bad = load.fixed("POST", "/", bad, BODY)
         try:
-            self.wrk(bare_url, load.fixed("POST", "/", bad, BODY), self.warm_s)
+            self.wrk(bare_url, bare_bad, self.warm_s)
             self.wrk(
                 self.ingest_url,
                 load.fixed("POST", f"/webhooks/inbound/{warm_id}", bad, BODY),
                 self.warm_s,
             )
-            reference = self.wrk(bare_url, load.fixed("POST", "/", bad, BODY))
+            reference = self.wrk(bare_url, bare_bad)
             window = self.log("ingest")
             flood = self.wrk(self.ingest_url, load.fixed("POST", path, bad, BODY))
-            reference = self.again(reference, bare_url, load.fixed("POST", "/", bad, BODY))
+            reference = self.again(reference, bare_url, bare_bad)
         finally:
             bare.kill()
         lines = [line for line in window.lines() if line["httpRequest"]["requestUrl"] == path]
